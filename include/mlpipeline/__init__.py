@@ -1,0 +1,1 @@
+"""Generic ML pipeline machinery: nothing in here knows the example problem."""

@@ -1,0 +1,226 @@
+"""Generic ETL and feature steps: extract sources, clean and gate, build and gate features.
+
+Each public function is one orchestrator task (a DAG wraps it, DVC stages and tests call it
+directly). They take plain values (ISO dates, names), read and write the lake, and return small
+JSON-able summaries for XCom and asset event extras.
+
+Datasets in the lake: ``raw/<source>``, ``clean``, ``features``, and ``quarantine/<dataset>`` for
+rows a gate rejected (same day partitions, plus a ``_failed_checks`` column).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from include.mlpipeline.lake import Lake
+from include.mlpipeline.problem import ProblemSpec, load_problem
+from include.mlpipeline.quality import DataQualityError, GateResult, apply_gate
+from include.mlpipeline.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+CLEAN = "clean"
+FEATURES = "features"
+
+
+def raw_dataset(source: str) -> str:
+    return f"raw/{source}"
+
+
+def quarantine_dataset(dataset: str) -> str:
+    return f"quarantine/{dataset}"
+
+
+def _days(values: Iterable[str | dt.date]) -> list[dt.date]:
+    return [v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)[:10]) for v in values]
+
+
+def plan_partitions(
+    logical_day: str | dt.date, bootstrap_days: int | None = None, lake: Lake | None = None
+) -> list[str]:
+    """The days an ETL run must (re)build: its own day, plus missing days of the bootstrap window.
+
+    A fresh lake has nothing to train on, so a run also loads the ``bootstrap_days`` days before its
+    own that have no clean partition yet. On a lake that already holds them, only the run's own day
+    is returned. The run's own day is always rebuilt (idempotently).
+
+    Args:
+        logical_day: The run's logical date.
+        bootstrap_days: Days of history to ensure (default: settings.bootstrap_days; 0 for backfills).
+        lake: The data lake (default: from settings).
+
+    Returns:
+        ISO dates, oldest first.
+    """
+    (day,) = _days([logical_day])
+    lake = lake or Lake.from_settings()
+    bootstrap = get_settings().bootstrap_days if bootstrap_days is None else bootstrap_days
+    existing = set(lake.partitions(CLEAN))
+    history = [day - dt.timedelta(days=n) for n in range(bootstrap, 0, -1)]
+    missing = [d for d in history if d not in existing]
+    if missing:
+        log.info(
+            "bootstrap: %d of the %d days before %s have no clean partition; loading them", len(missing), bootstrap, day
+        )
+    return [d.isoformat() for d in [*missing, day]]
+
+
+def _write_gate_outputs(
+    lake: Lake, dataset: str, day: dt.date, result: GateResult, meta: dict[str, Any]
+) -> dict[str, Any]:
+    """Publish the valid rows and the quarantined rows of one gate (quarantine always rewritten, even empty)."""
+    lake.write(quarantine_dataset(dataset), day, result.quarantined, meta={"gate": result.report.to_dict()})
+    info = lake.write(dataset, day, result.valid, meta={**meta, "gate": result.report.to_dict()})
+    return {
+        "partition": day.isoformat(),
+        "status": "published",
+        "dataset": dataset,
+        "uri": info.uri,
+        "content_hash": info.content_hash,
+        "rows_in": result.report.rows_in,
+        "rows_out": result.report.rows_out,
+        "rows_quarantined": result.report.rows_quarantined,
+        "failed_checks": result.report.failed_checks,
+    }
+
+
+def extract_source(
+    source_name: str,
+    days: Sequence[str | dt.date],
+    *,
+    problem: ProblemSpec | None = None,
+    lake: Lake | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Extract one source for the given days, gate it against its raw contract, write ``raw/<source>``.
+
+    A day the source has no data for is recorded as an empty partition marked ``no_data``, so later
+    steps skip it instead of failing.
+
+    Returns:
+        ``{"source": name, "days": {iso_day: summary}}``.
+    """
+    problem = problem or load_problem()
+    lake = lake or Lake.from_settings()
+    settings = settings or get_settings()
+    source = problem.source(source_name)
+    day_list = _days(days)
+    summaries: dict[str, Any] = {}
+    for day, frame in source.extract(day_list).items():
+        dataset = raw_dataset(source.name)
+        if frame is None:
+            lake.write(dataset, day, pd.DataFrame(), meta={"no_data": True})
+            summaries[day.isoformat()] = {"partition": day.isoformat(), "status": "no_data"}
+            continue
+        result = apply_gate(
+            frame, source.schema, gate=f"raw_{source.name}", max_quarantine_share=settings.quarantine_max_share
+        )
+        summaries[day.isoformat()] = _write_gate_outputs(lake, dataset, day, result, meta={"source": source.name})
+    return {"source": source.name, "days": summaries}
+
+
+def transform_partition(
+    day: str | dt.date,
+    *,
+    problem: ProblemSpec | None = None,
+    lake: Lake | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Clean one day: read its raw tables, apply the problem's rules, gate, publish ``clean``.
+
+    Returns:
+        A summary: partition, status (``published`` or ``no_data``), rows in/out/quarantined, hash.
+    """
+    problem = problem or load_problem()
+    lake = lake or Lake.from_settings()
+    settings = settings or get_settings()
+    (day,) = _days([day])
+    raw: dict[str, pd.DataFrame] = {}
+    for source in problem.sources:
+        manifest = lake.manifest(raw_dataset(source.name), day)
+        if manifest is None:
+            raise FileNotFoundError(f"raw/{source.name} has no partition for {day}: run its extract first")
+        if manifest.get("meta", {}).get("no_data"):
+            log.info("%s: source %s has no data for this day; nothing to publish (no-op)", day, source.name)
+            return {"partition": day.isoformat(), "status": "no_data", "dataset": CLEAN}
+        raw[source.name] = lake.read(raw_dataset(source.name), day)
+    clean = problem.transform(raw, day)
+    result = apply_gate(clean, problem.clean_schema, gate=CLEAN, max_quarantine_share=settings.quarantine_max_share)
+    return _write_gate_outputs(lake, CLEAN, day, result, meta={"problem": problem.name})
+
+
+def build_feature_partition(
+    day: str | dt.date,
+    *,
+    problem: ProblemSpec | None = None,
+    lake: Lake | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """Build one day's feature table from its clean partition, gate it, publish ``features``."""
+    problem = problem or load_problem()
+    lake = lake or Lake.from_settings()
+    settings = settings or get_settings()
+    (day,) = _days([day])
+    clean = lake.read(CLEAN, day)
+    features = problem.build_features(clean)
+    leaked = sorted(set(problem.leakage_columns) & set(features.columns))
+    if leaked:  # the contract would catch it too; this names the columns plainly
+        raise DataQualityError(FEATURES, {f"no_leakage_columns:{c}": 0 for c in leaked})
+    result = apply_gate(
+        features, problem.feature_schema, gate=FEATURES, max_quarantine_share=settings.quarantine_max_share
+    )
+    return _write_gate_outputs(lake, FEATURES, day, result, meta={"problem": problem.name})
+
+
+def _for_each_day(step: Any, days: Sequence[str | dt.date]) -> list[dict[str, Any]]:
+    """Run a one-day step over several days; a day that fails its gate does not stop the others.
+
+    Raises:
+        DataQualityError: after all days ran, if any failed a gate (naming every failed day and check).
+    """
+    results, failures = [], {}
+    for day in _days(days):
+        try:
+            results.append(step(day))
+        except DataQualityError as error:
+            log.error("%s: %s", day, error)
+            failures[day.isoformat()] = error
+    if failures:
+        checks = {f"{day} {name}": count for day, e in failures.items() for name, count in e.failed_checks.items()}
+        gate = next(iter(failures.values())).gate
+        raise DataQualityError(
+            gate,
+            checks,
+            f"{len(failures)} of {len(results) + len(failures)} days failed; the other {len(results)} were published.",
+        )
+    return results
+
+
+def transform_partitions(days: Sequence[str | dt.date]) -> list[dict[str, Any]]:
+    """:func:`transform_partition` for several days (one orchestrator task per chunk of days)."""
+    return _for_each_day(transform_partition, days)
+
+
+def build_feature_partitions(days: Sequence[str | dt.date]) -> list[dict[str, Any]]:
+    """:func:`build_feature_partition` for several days."""
+    return _for_each_day(build_feature_partition, days)
+
+
+def summarize_partitions(summaries: Iterable[dict[str, Any] | list[dict[str, Any]]]) -> dict[str, Any]:
+    """Fold per-day summaries (or lists of them, one per chunk) into one asset event extra."""
+    flat = [item for s in summaries if s for item in (s if isinstance(s, list) else [s])]
+    summaries = sorted(flat, key=lambda s: s["partition"])
+    published = [s for s in summaries if s["status"] == "published"]
+    return {
+        "partitions": [s["partition"] for s in published],
+        "no_data": [s["partition"] for s in summaries if s["status"] == "no_data"],
+        "rows_in": sum(s["rows_in"] for s in published),
+        "rows_out": sum(s["rows_out"] for s in published),
+        "rows_quarantined": sum(s["rows_quarantined"] for s in published),
+        "content_hashes": {s["partition"]: s["content_hash"] for s in published},
+    }

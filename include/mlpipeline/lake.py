@@ -1,0 +1,225 @@
+"""A Parquet data lake partitioned by day, on any fsspec filesystem (file://, s3://, gs://).
+
+Layout::
+
+    <lake>/<dataset>/date=YYYY-MM-DD/part-<uuid>.parquet
+    <lake>/<dataset>/date=YYYY-MM-DD/_manifest.json
+
+A partition exists for readers only through its manifest. A writer first writes a new, uniquely
+named part file (invisible: no manifest names it), then commits by moving a complete manifest into
+place (a rename on local disks, a single-object PUT on object stores; both are atomic). So:
+
+- rerunning a day replaces its partition, it never appends (idempotent);
+- a writer killed mid-write leaves the previous manifest, hence the previous data, untouched;
+- part files no manifest names are removed by later writers once they are older than a grace period
+  (a concurrent writer's part file is never removed under it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import fsspec
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "_manifest.json"
+PARTITION_COLUMN = "partition_date"
+ORPHAN_GRACE_S = 15 * 60
+
+
+class PartitionNotFoundError(FileNotFoundError):
+    """The partition has no committed manifest."""
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """What a committed partition holds; small enough for XCom and asset event extras."""
+
+    dataset: str
+    partition: str
+    uri: str
+    rows: int
+    content_hash: str
+    files: list[str]
+    committed_at: str
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def content_hash(frame: pd.DataFrame) -> str:
+    """A hash of the frame's content (values, column names and dtypes), independent of file encoding.
+
+    Two partitions with the same rows in the same order hash the same even if written by different
+    library versions, so the hash is a stable data version.
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    if len(frame):
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _day(value: dt.date | str) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+
+
+class Lake:
+    """Day-partitioned Parquet datasets under one root URI."""
+
+    def __init__(self, root_uri: str, storage_options: dict[str, Any] | None = None):
+        self.root_uri = root_uri.rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.root_uri, **(storage_options or {}))
+
+    @classmethod
+    def from_settings(cls) -> Lake:
+        from include.mlpipeline.settings import get_settings
+
+        settings = get_settings()
+        return cls(settings.lake_uri, settings.lake_storage_options)
+
+    # paths -----------------------------------------------------------------------------------
+    def dataset_path(self, dataset: str) -> str:
+        return f"{self.root}/{dataset}"
+
+    def partition_path(self, dataset: str, day: dt.date | str) -> str:
+        return f"{self.dataset_path(dataset)}/date={_day(day).isoformat()}"
+
+    def uri(self, path: str) -> str:
+        """The URI of a path inside the lake, with the lake's protocol."""
+        relative = path[len(self.root) :].lstrip("/")
+        return f"{self.root_uri}/{relative}" if relative else self.root_uri
+
+    # reading ---------------------------------------------------------------------------------
+    def manifest(self, dataset: str, day: dt.date | str) -> dict[str, Any] | None:
+        path = f"{self.partition_path(dataset, day)}/{MANIFEST}"
+        try:
+            with self.fs.open(path, "rb") as handle:
+                return json.loads(handle.read())
+        except FileNotFoundError:
+            return None
+
+    def partitions(self, dataset: str) -> list[dt.date]:
+        """Days that have a committed partition, oldest first."""
+        try:
+            entries = self.fs.ls(self.dataset_path(dataset), detail=False)
+        except FileNotFoundError:
+            return []
+        days = []
+        for entry in entries:
+            name = entry.rstrip("/").rsplit("/", 1)[-1]
+            if name.startswith("date=") and self.fs.exists(f"{entry.rstrip('/')}/{MANIFEST}"):
+                days.append(dt.date.fromisoformat(name[5:]))
+        return sorted(days)
+
+    def read(self, dataset: str, day: dt.date | str, columns: Sequence[str] | None = None) -> pd.DataFrame:
+        """One committed partition as a frame.
+
+        If a rewrite of the partition commits while we read, the file our manifest named is gone:
+        we then read the new manifest once more.
+        """
+        for attempt in (1, 2):
+            manifest = self.manifest(dataset, day)
+            if manifest is None:
+                raise PartitionNotFoundError(f"no committed partition {dataset}/date={_day(day)} in {self.root_uri}")
+            try:
+                return self._read_files(self.partition_path(dataset, day), manifest, columns)
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+                log.info("partition %s/date=%s was rewritten while reading; reading it again", dataset, day)
+        raise AssertionError("unreachable")
+
+    def _read_files(self, base: str, manifest: dict[str, Any], columns: Sequence[str] | None) -> pd.DataFrame:
+        frames = []
+        for name in manifest["files"]:
+            with self.fs.open(f"{base}/{name}", "rb") as handle:
+                frames.append(pd.read_parquet(handle, columns=list(columns) if columns else None))
+        if not frames:
+            return pd.DataFrame(columns=manifest.get("columns", []))
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def read_many(
+        self, dataset: str, days: Iterable[dt.date | str], columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Several partitions, concatenated in day order, with a ``partition_date`` column added."""
+        frames = []
+        for day in sorted(_day(d) for d in days):
+            frame = self.read(dataset, day, columns)
+            frame[PARTITION_COLUMN] = pd.Timestamp(day)
+            frames.append(frame)
+        if not frames:
+            raise PartitionNotFoundError(f"no partitions of {dataset} requested")
+        return pd.concat(frames, ignore_index=True)
+
+    # writing ---------------------------------------------------------------------------------
+    def write(
+        self, dataset: str, day: dt.date | str, frame: pd.DataFrame, meta: dict[str, Any] | None = None
+    ) -> PartitionInfo:
+        """Write ``frame`` as the partition ``dataset/date=day``, replacing what was there, atomically."""
+        day = _day(day)
+        base = self.partition_path(dataset, day)
+        self.fs.makedirs(base, exist_ok=True)
+        previous = self.manifest(dataset, day)
+        part = f"part-{uuid.uuid4().hex}.parquet"
+        with self.fs.open(f"{base}/{part}", "wb") as handle:
+            frame.to_parquet(handle, index=False)
+        info = PartitionInfo(
+            dataset=dataset,
+            partition=day.isoformat(),
+            uri=self.uri(base),
+            rows=len(frame),
+            content_hash=content_hash(frame),
+            files=[part],
+            committed_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            meta=meta or {},
+        )
+        manifest = {**info.to_dict(), "columns": [str(c) for c in frame.columns]}
+        staged = f"{base}/.{MANIFEST}.{uuid.uuid4().hex}.tmp"
+        with self.fs.open(staged, "wb") as handle:
+            handle.write(json.dumps(manifest, indent=1).encode())
+        self.fs.mv(staged, f"{base}/{MANIFEST}")  # the commit point
+        superseded = set(previous["files"]) - {part} if previous else set()
+        self._remove_stale_files(base, keep={part, MANIFEST}, superseded=superseded)
+        log.info("committed %s/date=%s: %d rows, hash %s", dataset, day, info.rows, info.content_hash[:12])
+        return info
+
+    def delete(self, dataset: str, day: dt.date | str) -> None:
+        path = self.partition_path(dataset, day)
+        if self.fs.exists(path):
+            self.fs.rm(path, recursive=True)
+
+    def _remove_stale_files(self, base: str, keep: set[str], superseded: set[str]) -> None:
+        """Drop the files the previous manifest named, and leftovers of dead writers.
+
+        A file no manifest ever named may belong to a writer still at work, so it goes only once it
+        is older than ``ORPHAN_GRACE_S``.
+        """
+        now = time.time()
+        for entry in self.fs.ls(base, detail=True):
+            name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+            if name in keep:
+                continue
+            if name in superseded or now - _modified_ts(entry, default=now) > ORPHAN_GRACE_S:
+                self.fs.rm(entry["name"])
+
+
+def _modified_ts(entry: dict[str, Any], default: float) -> float:
+    """Modification time of an ``fs.ls`` entry as epoch seconds (local, S3 and GCS spell it differently)."""
+    value = entry.get("mtime") or entry.get("LastModified") or entry.get("updated")
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if isinstance(value, str):
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return float(value) if value is not None else default

@@ -1,0 +1,82 @@
+"""Small helpers the DAG files share: default arguments, the run's day, failing fast on bad data."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+
+OWNER = "ml-platform"
+
+
+def default_args(**overrides: Any) -> dict[str, Any]:
+    """Retries with exponential backoff for transient errors, and a timeout so nothing hangs forever.
+
+    Data errors do not use these retries: :func:`fail_fast_on_data_errors` fails them at once.
+    """
+    return {
+        "owner": OWNER,
+        "retries": 3,
+        "retry_delay": dt.timedelta(seconds=20),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": dt.timedelta(minutes=10),
+        "execution_timeout": dt.timedelta(minutes=30),
+        **overrides,
+    }
+
+
+@contextlib.contextmanager
+def fail_fast_on_data_errors() -> Iterator[None]:
+    """Turn a failed quality gate into a task failure without retries (retrying cannot fix data)."""
+    from include.mlpipeline.quality import DataQualityError
+
+    try:
+        yield
+    except DataQualityError as error:
+        raise AirflowFailException(str(error)) from error
+
+
+def run_day(context: Mapping[str, Any]) -> str:
+    """The day a run processes: the ``date`` param if given, else its logical date, else when it ran."""
+    params = context.get("params") or {}
+    if params.get("date"):
+        return dt.date.fromisoformat(str(params["date"])[:10]).isoformat()
+    stamp = context.get("logical_date") or context["dag_run"].run_after
+    return stamp.date().isoformat()
+
+
+def chunk_days(days: Sequence[str], max_chunks: int) -> list[list[str]]:
+    """Split days into at most ``max_chunks`` contiguous, near-equal chunks (one mapped task each).
+
+    A daily run has one day, hence one task; a bootstrap or catch-up of many days gets a few tasks
+    instead of one per day, because each task pays a process start and imports.
+    """
+    days = list(days)
+    if not days:
+        return []
+    count = max(1, min(max_chunks, len(days)))
+    size, extra = divmod(len(days), count)
+    chunks, start = [], 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        chunks.append(days[start:end])
+        start = end
+    return chunks
+
+
+def chunk_label(days: Sequence[str]) -> str:
+    return days[0] if len(days) == 1 else f"{days[0]}..{days[-1]} ({len(days)} days)"
+
+
+def events_extra(events: Sequence[Any]) -> list[dict[str, Any]]:
+    """The extras of triggering asset events, oldest first."""
+    return [dict(event.extra or {}) for event in sorted(events, key=lambda e: e.timestamp)]
+
+
+def partitions_of(events: Sequence[Any]) -> list[str]:
+    """Every partition named by the triggering events (several ETL runs may be batched into one run)."""
+    days = {day for extra in events_extra(events) for day in extra.get("partitions", [])}
+    return sorted(days)

@@ -1,0 +1,113 @@
+"""The contract between the generic pipeline and one concrete ML problem.
+
+The generic machinery (ETL, features, training, registry, serving) never names a dataset, a column
+or a target. Everything it needs to know about the problem it asks a :class:`ProblemSpec`, which one
+module exports as ``PROBLEM`` (``MLP_PROBLEM`` names that module; the example is
+``include.flight_delay``). To retarget the template, write such a module for your data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pandera.pandas as pa
+    from pydantic import BaseModel
+
+
+@dataclass(frozen=True)
+class Source:
+    """One source table.
+
+    Attributes:
+        name: Table name; also the folder under ``raw/`` in the lake.
+        extract: ``extract(days) -> {day: frame or None}``. ``None`` means the source has no data
+            for that day (a legitimate gap, logged and skipped); an empty frame means data was expected
+            but none came, which the quality gate treats as a failure.
+        schema: pandera model the raw extract must satisfy (structure: columns and types).
+        partitioned: True if each day has its own slice (facts); False for reference tables, which are
+            snapshotted with every partition so a rerun sees the same reference data.
+    """
+
+    name: str
+    extract: Callable[[Sequence[dt.date]], Mapping[dt.date, pd.DataFrame | None]]
+    schema: type[pa.DataFrameModel]
+    partitioned: bool = True
+
+
+@dataclass(frozen=True)
+class ProblemSpec:
+    """Everything problem-specific the generic pipeline needs.
+
+    Attributes:
+        name: Short identifier; default experiment and registered-model name.
+        description: One paragraph shown in model cards and the API docs.
+        sources: Source tables, extracted in parallel.
+        transform: ``transform(raw_tables, day) -> frame``: cleaning rules and joins that turn one day's
+            raw tables into the clean table.
+        clean_schema: pandera contract of the clean table (row-level failures are quarantined).
+        build_features: ``build_features(clean) -> frame``: the feature table, with key, target and
+            feature columns. Also used by the API on request rows, so training and serving share it.
+        feature_schema: pandera contract of the feature table.
+        target: Name of the binary label column (1 = positive class).
+        key_columns: Columns identifying one example (kept in the feature table, never fed to models).
+        numeric_features / categorical_features: Model inputs, by kind.
+        leakage_columns: Columns that must never reach the feature table (known only after the fact).
+        request_model: pydantic model of one example as a caller sends it to the API.
+        load_serving_context: ``() -> context``: reference data the API loads once at start.
+        serving_frame: ``serving_frame(records, context) -> clean-like frame`` for ``build_features``.
+        canary_records: ``() -> list of request dicts`` used by deploy to smoke-test the live API.
+        request_key: JSON key of the list of records in a /predict body (``{"<key>": [...]}``).
+        positive_label / negative_label: Human names of the two classes in API answers.
+    """
+
+    name: str
+    description: str
+    sources: tuple[Source, ...]
+    transform: Callable[[Mapping[str, pd.DataFrame], dt.date], pd.DataFrame]
+    clean_schema: type[pa.DataFrameModel]
+    build_features: Callable[[pd.DataFrame], pd.DataFrame]
+    feature_schema: type[pa.DataFrameModel]
+    target: str
+    key_columns: tuple[str, ...]
+    numeric_features: tuple[str, ...]
+    categorical_features: tuple[str, ...]
+    leakage_columns: tuple[str, ...]
+    request_model: type[BaseModel]
+    load_serving_context: Callable[[], Any]
+    serving_frame: Callable[[Sequence[Mapping[str, Any]], Any], pd.DataFrame]
+    canary_records: Callable[[], list[dict[str, Any]]]
+    request_key: str = "records"
+    positive_label: str = "positive"
+    negative_label: str = "negative"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def feature_columns(self) -> list[str]:
+        return [*self.numeric_features, *self.categorical_features]
+
+    def source(self, name: str) -> Source:
+        for source in self.sources:
+            if source.name == name:
+                return source
+        raise KeyError(f"{self.name} has no source named {name!r}; known: {[s.name for s in self.sources]}")
+
+
+@functools.cache
+def load_problem(module_path: str | None = None) -> ProblemSpec:
+    """Import the module named by ``module_path`` (default: settings.problem) and return its ``PROBLEM``."""
+    if module_path is None:
+        from include.mlpipeline.settings import get_settings
+
+        module_path = get_settings().problem
+    module = importlib.import_module(module_path)
+    problem = getattr(module, "PROBLEM", None)
+    if not isinstance(problem, ProblemSpec):
+        raise TypeError(f"{module_path}.PROBLEM must be a ProblemSpec, got {type(problem).__name__}")
+    return problem

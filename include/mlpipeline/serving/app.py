@@ -1,0 +1,252 @@
+"""The prediction API (FastAPI).
+
+Run it with ``uvicorn --factory include.mlpipeline.serving.app:create_app``. Endpoints:
+
+- ``POST /predict``: ``{"<records key>": [record, ...]}`` (1 to ``MLP_API_MAX_BATCH`` records) ->
+  one probability and label per record, and the model version that computed them;
+- ``GET /health``: the process is alive; ``GET /ready``: a model is loaded (503 until then);
+- ``GET /model``: the served model's lineage (version, run, data version, window, metrics, threshold);
+- ``POST /admin/reload``: check the registry alias now (deploy calls it);
+- ``GET /metrics``: Prometheus metrics.
+
+When ``MLP_API_KEY`` is set, ``/predict`` and ``/admin/*`` require it in the ``X-API-Key`` header.
+Unknown categories (a carrier never seen in training) are not errors: the model's encoders answer
+them as a rare category (one-hot models) or with the overall delay rate (target-encoded models).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, Field, create_model
+
+from include.mlpipeline.problem import ProblemSpec, load_problem
+from include.mlpipeline.serving.metrics import ServingMetrics
+from include.mlpipeline.serving.model_store import ModelStore
+from include.mlpipeline.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="Required when MLP_API_KEY is set.")
+
+
+class Prediction(BaseModel):
+    id: str = Field(description="Key of the record (built from its fields).")
+    probability: float = Field(ge=0, le=1, description="Predicted probability of the positive class.")
+    label: str = Field(description="Class name at the model's threshold.")
+    positive: bool = Field(description="probability >= threshold.")
+
+
+class PredictResponse(BaseModel):
+    request_id: str
+    model_name: str
+    model_version: str
+    threshold: float
+    predictions: list[Prediction]
+
+
+class BodySizeLimit:
+    """Reject request bodies above ``limit`` bytes with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: Any, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._reject(send)
+            return
+        seen = 0
+
+        async def limited_receive() -> dict:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLargeError
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLargeError:
+            await self._reject(send)
+
+    async def _reject(self, send: Any) -> None:
+        body = b'{"detail":"request body too large (limit %d bytes)"}' % self.limit
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+def _request_model(problem: ProblemSpec, settings: Settings) -> type[BaseModel]:
+    records = (
+        list[problem.request_model],  # type: ignore[name-defined]
+        Field(
+            min_length=1,
+            max_length=settings.api_max_batch,
+            description=f"1 to {settings.api_max_batch} records to score.",
+        ),
+    )
+    return create_model("PredictRequest", **{problem.request_key: records})
+
+
+def store_of(request: Request) -> ModelStore:
+    return request.app.state.store
+
+
+StoreDep = Annotated[ModelStore, Depends(store_of)]
+
+
+def create_app(settings: Settings | None = None, problem: ProblemSpec | None = None) -> FastAPI:
+    """Build the API for a problem (default: from settings). Models load at startup, in the background."""
+    settings = settings or get_settings()
+    problem = problem or load_problem(settings.problem)
+    from include.mlpipeline.tracking import registered_model_name
+
+    model_name = registered_model_name(settings, problem)
+    metrics = ServingMetrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        context = problem.load_serving_context()
+        store = ModelStore(settings, problem, context, model_name)
+        app.state.store = store
+        store.start()
+        try:
+            yield
+        finally:
+            store.stop()
+
+    app = FastAPI(
+        title=f"{problem.name} prediction API",
+        description=problem.description,
+        version="1.0",
+        lifespan=lifespan,
+    )
+    app.add_middleware(BodySizeLimit, limit=settings.api_max_body_bytes)
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            response = await call_next(request)
+        except Exception:
+            metrics.observe_request(request.url.path, 500, time.perf_counter() - started)
+            log.exception("unhandled error on %s", request.url.path)
+            return JSONResponse({"detail": "internal error"}, status_code=500)
+        metrics.observe_request(request.url.path, response.status_code, time.perf_counter() - started)
+        return response
+
+    app.include_router(_prediction_routes(settings, problem, metrics))
+    app.include_router(_operation_routes(settings, metrics))
+    return app
+
+
+def _api_key_check(settings: Settings) -> Any:
+    def require_api_key(key: Annotated[str | None, Security(API_KEY_HEADER)] = None) -> None:
+        expected = settings.api_key_value
+        if expected and not (key and secrets.compare_digest(key.encode(), expected.encode())):
+            raise HTTPException(status_code=401, detail="missing or wrong X-API-Key")
+
+    return require_api_key
+
+
+def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: ServingMetrics) -> APIRouter:
+    router = APIRouter()
+    PredictRequest = _request_model(problem, settings)  # noqa: N806 - a class
+
+    @router.post("/predict", response_model=PredictResponse, dependencies=[Depends(_api_key_check(settings))])
+    def predict(body: PredictRequest, store: StoreDep) -> PredictResponse:  # type: ignore[valid-type]
+        model = store.current  # one snapshot per request: the answer and its version stay consistent
+        if model is None:
+            raise HTTPException(status_code=503, detail=f"no model loaded yet: {store.last_error or 'loading'}")
+        records = [record.model_dump() for record in getattr(body, problem.request_key)]
+        frame = problem.build_features(problem.serving_frame(records, store.context))
+        probabilities = model.predict_proba(frame)
+        key = problem.key_columns[0]
+        predictions = [
+            Prediction(
+                id=str(record_id),
+                probability=float(p),
+                label=problem.positive_label if p >= model.threshold else problem.negative_label,
+                positive=bool(p >= model.threshold),
+            )
+            for record_id, p in zip(frame[key], probabilities, strict=True)
+        ]
+        metrics.observe_predictions(model.version, [p.label for p in predictions])
+        return PredictResponse(
+            request_id=uuid.uuid4().hex,
+            model_name=model.name,
+            model_version=model.version,
+            threshold=model.threshold,
+            predictions=predictions,
+        )
+
+    return router
+
+
+def _operation_routes(settings: Settings, metrics: ServingMetrics) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/health")
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/ready")
+    def ready(store: StoreDep) -> JSONResponse:
+        if store.current is None:
+            return JSONResponse({"ready": False, "reason": store.last_error or "loading"}, status_code=503)
+        return JSONResponse({"ready": True, "model_version": store.current.version})
+
+    @router.get("/model")
+    def model_info(store: StoreDep) -> dict[str, Any]:
+        model = store.current
+        if model is None:
+            raise HTTPException(status_code=503, detail=f"no model loaded yet: {store.last_error or 'loading'}")
+        return {
+            "model_name": model.name,
+            "model_version": model.version,
+            "alias": settings.champion_alias,
+            "run_id": model.run_id,
+            "threshold": model.threshold,
+            "features": model.features,
+            "loaded_at": model.loaded_at,
+            "last_registry_check": store.last_check,
+            "last_registry_error": store.last_error,
+            **model.lineage,
+        }
+
+    @router.post("/admin/reload", dependencies=[Depends(_api_key_check(settings))])
+    def reload(store: StoreDep) -> dict[str, Any]:
+        version = store.refresh()
+        return {"model_version": version, "error": store.last_error}
+
+    @router.get("/metrics", response_class=PlainTextResponse)
+    def prometheus_metrics(store: StoreDep) -> PlainTextResponse:
+        metrics.set_served(store.current.version if store.current else None)
+        return PlainTextResponse(metrics.render(), media_type=metrics.content_type)
+
+    return router

@@ -1,0 +1,149 @@
+"""The model the API serves, following a registry alias, with hot reload.
+
+The store resolves the alias (``champion``) to a version. When the version changes it loads the
+new model, warms it up on canary rows, and only then swaps it in: one reference assignment, so a
+request in flight keeps the model it started with and every answer names the version that computed
+it. If the registry is unreachable, the store keeps serving what it has and retries later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from include.mlpipeline.problem import ProblemSpec
+from include.mlpipeline.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """One loaded model version and its lineage."""
+
+    name: str
+    version: str
+    run_id: str | None
+    pipeline: Any
+    threshold: float
+    features: list[str]
+    lineage: dict[str, Any] = field(default_factory=dict)
+    loaded_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        return self.pipeline.predict_proba(features[self.features])[:, 1]
+
+
+class ModelStore:
+    """Holds the served model and refreshes it from the registry."""
+
+    def __init__(self, settings: Settings, problem: ProblemSpec, context: Any, model_name: str):
+        self.settings = settings
+        self.problem = problem
+        self.context = context
+        self.model_name = model_name
+        self.current: LoadedModel | None = None
+        self.last_error: str | None = None
+        self.last_check: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # reading the registry ----------------------------------------------------------------------
+    def _client(self):
+        import mlflow
+        from mlflow import MlflowClient
+
+        mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
+        return MlflowClient(tracking_uri=self.settings.mlflow_tracking_uri)
+
+    def _resolve_alias(self) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._client().get_model_version_by_alias(self.model_name, self.settings.champion_alias).version
+        except MlflowException as error:
+            if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}:
+                return None
+            raise
+
+    def _load(self, version: str) -> LoadedModel:
+        import mlflow
+
+        client = self._client()
+        uri = f"models:/{self.model_name}/{version}"
+        pipeline = mlflow.sklearn.load_model(uri)
+        metadata = mlflow.models.get_model_info(uri).metadata or {}
+        model_version = client.get_model_version(self.model_name, version)
+        tags = dict(model_version.tags or {})
+        run_id = model_version.run_id or tags.get("run_id")
+        lineage: dict[str, Any] = {"tags": tags, "source": model_version.source}
+        if run_id:
+            run = client.get_run(run_id)
+            lineage["metrics"] = dict(run.data.metrics)
+            lineage["params"] = {k: run.data.params[k] for k in sorted(run.data.params) if not k.startswith("model__")}
+        return LoadedModel(
+            name=self.model_name,
+            version=str(version),
+            run_id=run_id,
+            pipeline=pipeline,
+            threshold=float(metadata.get("threshold", tags.get("threshold", 0.5))),
+            features=list(metadata.get("features", self.problem.feature_columns)),
+            lineage={**lineage, "data_version": metadata.get("data_version", tags.get("data_version"))},
+        )
+
+    def _warm_up(self, model: LoadedModel) -> None:
+        """Run the new model once on canary rows, so the first real request pays no first-call cost."""
+        records = self.problem.canary_records()
+        features = self.problem.build_features(self.problem.serving_frame(records, self.context))
+        model.predict_proba(features)
+
+    # refreshing --------------------------------------------------------------------------------
+    def refresh(self) -> str | None:
+        """Load the alias's version if it changed; returns the served version. Never raises."""
+        with self._lock:
+            self.last_check = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            try:
+                version = self._resolve_alias()
+                if version is None:
+                    self.last_error = (
+                        f"registered model {self.model_name!r} has no alias {self.settings.champion_alias!r} yet"
+                    )
+                    return self.current.version if self.current else None
+                if self.current is None or self.current.version != str(version):
+                    candidate = self._load(version)
+                    self._warm_up(candidate)
+                    previous = self.current.version if self.current else None
+                    self.current = candidate  # the swap: atomic for readers
+                    log.info("now serving %s version %s (was %s)", self.model_name, version, previous)
+                self.last_error = None
+            except Exception as error:  # keep serving the loaded model whatever went wrong
+                self.last_error = f"{type(error).__name__}: {error}"
+                log.warning(
+                    "model refresh failed, still serving %s: %s",
+                    self.current.version if self.current else "nothing",
+                    self.last_error,
+                )
+            return self.current.version if self.current else None
+
+    def start(self) -> None:
+        """Refresh now, then every ``api_reload_interval_s`` seconds in a daemon thread."""
+        self.refresh()
+
+        def poll() -> None:
+            while not self._stop.wait(self.settings.api_reload_interval_s):
+                self.refresh()
+
+        self._thread = threading.Thread(target=poll, name="model-refresh", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)

@@ -1,0 +1,352 @@
+"""Training: window selection, time-based split, candidate pipelines, evaluation, threshold choice.
+
+The split is by day: the last ``test_days`` of the window are the held-out test set, the
+``validation_days`` before them choose the threshold and the best candidate, and the rest fits the
+models. Later days are never used to fit earlier ones.
+
+Threshold rule: the probability cut-off that maximizes F1 on the validation days (ties: the
+highest cut-off, i.e. the fewest false alarms). It is chosen before the test days are looked at and
+stored with the model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import os
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    f1_score,
+    log_loss,
+    precision_recall_curve,
+    precision_score,
+    recall_score,
+    roc_auc_score,
+)
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
+
+from include.mlpipeline.etl import FEATURES
+from include.mlpipeline.lake import PARTITION_COLUMN, Lake
+from include.mlpipeline.problem import ProblemSpec, load_problem
+from include.mlpipeline.quality import DataQualityError, apply_gate
+from include.mlpipeline.settings import PROJECT_ROOT, Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+CLIP_Z = 5.0
+
+
+# ------------------------------------------------------------------------------------ window
+@dataclass(frozen=True)
+class TrainingWindow:
+    """Which feature partitions a training run uses, and how they split."""
+
+    train_days: list[str]
+    validation_days: list[str]
+    test_days: list[str]
+    data_version: str
+    content_hashes: dict[str, str]
+
+    @property
+    def days(self) -> list[str]:
+        return [*self.train_days, *self.validation_days, *self.test_days]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingWindow:
+        return cls(**data)
+
+
+def data_version(content_hashes: dict[str, str]) -> str:
+    """One version id for a set of partitions: a hash of their days and content hashes."""
+    lines = "\n".join(f"{day}:{digest}" for day, digest in sorted(content_hashes.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()[:16]
+
+
+def select_window(
+    newest: str | dt.date | None = None,
+    *,
+    window_days: int | None = None,
+    lake: Lake | None = None,
+    settings: Settings | None = None,
+) -> TrainingWindow:
+    """The last ``window_days`` feature partitions up to ``newest``, split by day.
+
+    Raises:
+        DataQualityError: if the window has too few days for a train, a validation and a test part.
+    """
+    settings = settings or get_settings()
+    lake = lake or Lake.from_settings()
+    window_days = window_days or settings.train_window_days
+    available = lake.partitions(FEATURES)
+    if newest is not None:
+        cutoff = newest if isinstance(newest, dt.date) else dt.date.fromisoformat(str(newest)[:10])
+        available = [d for d in available if d <= cutoff]
+    days = available[-window_days:]
+    needed = settings.validation_days + settings.test_days + 1
+    if len(days) < needed:
+        raise DataQualityError(
+            "training_window",
+            {"enough_days": 0},
+            f"{len(days)} feature partitions available, {needed} needed "
+            f"({settings.test_days} test + {settings.validation_days} validation + at least 1 to train).",
+        )
+    iso = [d.isoformat() for d in days]
+    test = iso[-settings.test_days :]
+    validation = iso[-(settings.test_days + settings.validation_days) : -settings.test_days]
+    train = iso[: -(settings.test_days + settings.validation_days)]
+    hashes = {}
+    for day in days:
+        manifest = lake.manifest(FEATURES, day) or {}
+        hashes[day.isoformat()] = manifest.get("content_hash", "")
+    window = TrainingWindow(train, validation, test, data_version(hashes), hashes)
+    log.info(
+        "window %s..%s: %d train, %d validation, %d test days; data version %s",
+        iso[0],
+        iso[-1],
+        len(train),
+        len(validation),
+        len(test),
+        window.data_version,
+    )
+    return window
+
+
+@dataclass
+class TrainingSet:
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+
+
+def load_training_set(
+    window: TrainingWindow, *, problem: ProblemSpec | None = None, lake: Lake | None = None
+) -> TrainingSet:
+    """Read the window, re-check it against the feature contract, split it by day.
+
+    Raises:
+        DataQualityError: if the data breaks the feature contract (no row may fail here: feature
+            partitions already passed that gate), or a part has a single class.
+    """
+    problem = problem or load_problem()
+    lake = lake or Lake.from_settings()
+    frame = lake.read_many(FEATURES, window.days)
+    days = frame.pop(PARTITION_COLUMN).dt.strftime("%Y-%m-%d")
+    checked = apply_gate(frame, problem.feature_schema, gate="training_set", max_quarantine_share=0.0).valid
+    parts = {}
+    for name, part_days in (
+        ("train", window.train_days),
+        ("validation", window.validation_days),
+        ("test", window.test_days),
+    ):
+        part = checked.loc[days.isin(part_days).to_numpy()].reset_index(drop=True)
+        classes = sorted(part[problem.target].unique())
+        if len(classes) < 2:
+            raise DataQualityError(
+                "training_set",
+                {f"{name}_has_both_classes": 0},
+                f"The {name} days {part_days[0]}..{part_days[-1]} hold {len(part)} rows with label values "
+                f"{classes}: a classifier needs both classes.",
+            )
+        parts[name] = part
+    log.info("training set: %s rows", {k: len(v) for k, v in parts.items()})
+    return TrainingSet(**parts)
+
+
+# -------------------------------------------------------------------------------- candidates
+def _linear_preprocessing(problem: ProblemSpec) -> ColumnTransformer:
+    # Clipping standardized values keeps a linear model sane on test days outside the training range
+    # (a calendar feature one step past what a short window saw would otherwise dominate the logit).
+    numeric = make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True),
+        StandardScaler(),
+        # np.clip itself (not a function of ours) so the pickled model needs no project code to load.
+        FunctionTransformer(np.clip, kw_args={"a_min": -CLIP_Z, "a_max": CLIP_Z}, feature_names_out="one-to-one"),
+    )
+    # Categories seen fewer than 20 times, and categories never seen in training, share one
+    # "infrequent" column: an unknown carrier is answered like a rare one, never with an error.
+    categorical = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=20, sparse_output=False)
+    return ColumnTransformer(
+        [
+            ("numeric", numeric, list(problem.numeric_features)),
+            ("categorical", categorical, list(problem.categorical_features)),
+        ]
+    )
+
+
+def _tree_preprocessing(problem: ProblemSpec, seed: int, impute: bool) -> ColumnTransformer:
+    # Target encoding = the delay rate of each carrier, route, airport in the training window,
+    # cross-fitted so a row never sees its own label. Unknown categories get the overall rate.
+    numeric: Any = SimpleImputer(strategy="median", add_indicator=True) if impute else "passthrough"
+    return ColumnTransformer(
+        [
+            ("numeric", numeric, list(problem.numeric_features)),
+            (
+                "categorical",
+                TargetEncoder(target_type="binary", cv=StratifiedKFold(5, shuffle=True, random_state=seed)),
+                list(problem.categorical_features),
+            ),
+        ]
+    )
+
+
+def _baseline(problem: ProblemSpec, seed: int) -> Pipeline:
+    return Pipeline([("preprocess", _linear_preprocessing(problem)), ("model", DummyClassifier(strategy="prior"))])
+
+
+def _logistic_regression(problem: ProblemSpec, seed: int) -> Pipeline:
+    model = LogisticRegression(C=0.5, max_iter=2000, random_state=seed)
+    return Pipeline([("preprocess", _linear_preprocessing(problem)), ("model", model)])
+
+
+def _hist_gradient_boosting(problem: ProblemSpec, seed: int) -> Pipeline:
+    model = HistGradientBoostingClassifier(
+        learning_rate=0.1,
+        max_iter=100,
+        max_leaf_nodes=15,
+        min_samples_leaf=100,
+        early_stopping=False,
+        random_state=seed,
+    )
+    return Pipeline([("preprocess", _tree_preprocessing(problem, seed, impute=False)), ("model", model)])
+
+
+def _random_forest(problem: ProblemSpec, seed: int) -> Pipeline:
+    model = RandomForestClassifier(
+        n_estimators=150, max_depth=12, min_samples_leaf=20, max_features="sqrt", n_jobs=1, random_state=seed
+    )
+    return Pipeline([("preprocess", _tree_preprocessing(problem, seed, impute=True)), ("model", model)])
+
+
+CANDIDATES: dict[str, Callable[[ProblemSpec, int], Pipeline]] = {
+    "baseline": _baseline,
+    "logistic_regression": _logistic_regression,
+    "hist_gradient_boosting": _hist_gradient_boosting,
+    "random_forest": _random_forest,
+}
+BASELINE = "baseline"
+
+# Models are saved with skops, which refuses to load any type not explicitly trusted. These are the
+# types our candidate families store (all from numpy and scikit-learn); add yours for a new family.
+SKOPS_TRUSTED_TYPES = [
+    "numpy.clip",
+    "numpy.dtype",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.model_selection._split.StratifiedKFold",
+    "sklearn.tree._tree.Tree",
+]
+
+
+def build_candidate(name: str, problem: ProblemSpec, seed: int) -> Pipeline:
+    if name not in CANDIDATES:
+        raise KeyError(f"unknown candidate {name!r}; known: {sorted(CANDIDATES)}")
+    return CANDIDATES[name](problem, seed)
+
+
+# -------------------------------------------------------------------------------- evaluation
+def choose_threshold(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """The cut-off maximizing F1 on these labels (ties: the highest cut-off). See the module doc."""
+    precision, recall, thresholds = precision_recall_curve(y_true, proba)
+    if len(thresholds) == 0:
+        return 0.5
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)[:-1]
+    best = np.flatnonzero(f1 == f1.max())
+    return float(thresholds[best[-1]])
+
+
+def evaluate(y_true: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
+    """Ranking, calibration and decision metrics of probabilities ``proba`` for labels ``y_true``."""
+    predicted = (proba >= threshold).astype(int)
+    return {
+        "roc_auc": float(roc_auc_score(y_true, proba)),
+        "pr_auc": float(average_precision_score(y_true, proba)),
+        "log_loss": float(log_loss(y_true, np.clip(proba, 1e-7, 1 - 1e-7), labels=[0, 1])),
+        "brier": float(brier_score_loss(y_true, proba)),
+        "f1": float(f1_score(y_true, predicted, zero_division=0)),
+        "precision": float(precision_score(y_true, predicted, zero_division=0)),
+        "recall": float(recall_score(y_true, predicted, zero_division=0)),
+        "positive_rate": float(np.mean(y_true)),
+        "rows": float(len(y_true)),
+    }
+
+
+@dataclass
+class FittedCandidate:
+    name: str
+    pipeline: Pipeline
+    threshold: float
+    validation: dict[str, float]
+    test: dict[str, float]
+
+
+def fit_candidate(
+    name: str, data: TrainingSet, *, problem: ProblemSpec | None = None, seed: int | None = None
+) -> FittedCandidate:
+    """Fit one candidate on the train days, pick its threshold on validation, score validation and test."""
+    problem = problem or load_problem()
+    seed = get_settings().random_seed if seed is None else seed
+    features = problem.feature_columns
+    pipeline = build_candidate(name, problem, seed)
+    pipeline.fit(data.train[features], data.train[problem.target].to_numpy())
+    val_proba = pipeline.predict_proba(data.validation[features])[:, 1]
+    threshold = choose_threshold(data.validation[problem.target].to_numpy(), val_proba)
+    test_proba = pipeline.predict_proba(data.test[features])[:, 1]
+    fitted = FittedCandidate(
+        name=name,
+        pipeline=pipeline,
+        threshold=threshold,
+        validation=evaluate(data.validation[problem.target].to_numpy(), val_proba, threshold),
+        test=evaluate(data.test[problem.target].to_numpy(), test_proba, threshold),
+    )
+    log.info(
+        "%s: validation roc_auc %.4f, test roc_auc %.4f, threshold %.3f",
+        name,
+        fitted.validation["roc_auc"],
+        fitted.test["roc_auc"],
+        threshold,
+    )
+    return fitted
+
+
+def code_version() -> str:
+    """The git commit of the code (MLP_CODE_VERSION wins, e.g. baked into an image at build time)."""
+    if os.environ.get("MLP_CODE_VERSION"):
+        return os.environ["MLP_CODE_VERSION"]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        return f"{commit}-dirty" if dirty else commit
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def rank_candidates(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Candidates ordered best first by validation ROC AUC (the test days stay untouched by selection)."""
+    return sorted(results, key=lambda r: (-r["validation"]["roc_auc"], r["name"]))

@@ -1,0 +1,409 @@
+"""Start and stop the local stack without Docker: Airflow, an MLflow server and the prediction API.
+
+Airflow runs as its separate components (``db migrate``, then scheduler, dag-processor, triggerer,
+api-server), which is what ``airflow standalone`` and ``astro dev start --standalone`` do, with the
+ports, folders and secrets chosen here so that several stacks can run side by side (the end-to-end
+tests start one next to a live ``make run``). Everything binds to 127.0.0.1.
+
+Used by ``scripts/run_stack.py`` (``make run``), the end-to-end tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+
+log = logging.getLogger("stack")
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINE_DAGS = ("etl", "features", "train", "deploy")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class StackConfig:
+    """Where a stack keeps its state and which ports it uses."""
+
+    state_dir: Path
+    lake_uri: str
+    airflow_port: int = 8080
+    mlflow_port: int = 5000
+    api_port: int = 8000
+    worker_log_port: int = 8793
+    trigger_log_port: int = 8794
+    airflow_db_url: str | None = None  # default: SQLite in the state folder
+    mlflow_backend_uri: str | None = None  # default: SQLite in the state folder
+    executor: str = "LocalExecutor"
+    parallelism: int = 8
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def isolated(cls, state_dir: Path, **overrides: Any) -> StackConfig:
+        """A stack on free ports with everything under ``state_dir`` (for tests and benchmarks)."""
+        ports = {
+            name: free_port()
+            for name in ("airflow_port", "mlflow_port", "api_port", "worker_log_port", "trigger_log_port")
+        }
+        return cls(state_dir=state_dir, lake_uri=f"file://{state_dir}/lake", **{**ports, **overrides})
+
+    @property
+    def airflow_home(self) -> Path:
+        return self.state_dir / "airflow"
+
+    @property
+    def airflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.airflow_port}"
+
+    @property
+    def mlflow_url(self) -> str:
+        return f"http://127.0.0.1:{self.mlflow_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+
+def load_or_create_secrets(path: Path) -> tuple[dict[str, str], bool]:
+    """Secrets of a local stack, generated once and kept (git-ignored) so restarts reuse them.
+
+    Returns:
+        The secrets and whether they were created just now.
+    """
+    if path.exists():
+        return json.loads(path.read_text()), False
+    values = {
+        "fernet_key": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "jwt_secret": secrets.token_urlsafe(32),
+        "api_secret_key": secrets.token_urlsafe(32),
+        "admin_password": secrets.token_urlsafe(12),
+        "api_key": secrets.token_urlsafe(24),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values, indent=1))
+    path.chmod(0o600)
+    return values, True
+
+
+class Stack:
+    """A running local stack; a context manager that stops what it started."""
+
+    def __init__(self, config: StackConfig):
+        self.config = config
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.secrets, self.secrets_created = load_or_create_secrets(config.state_dir / "secrets.json")
+        self._airflow: AirflowClient | None = None
+
+    # environment -------------------------------------------------------------------------------
+    def pipeline_env(self) -> dict[str, str]:
+        """Settings every component shares: the lake, MLflow, the API and its key."""
+        cfg = self.config
+        return {
+            "PYTHONPATH": str(ROOT),
+            "MLP_LAKE_URI": cfg.lake_uri,
+            "MLP_MLFLOW_TRACKING_URI": cfg.mlflow_url,
+            "MLFLOW_TRACKING_URI": cfg.mlflow_url,
+            "MLP_API_URL": cfg.api_url,
+            "MLP_API_KEY": self.secrets["api_key"],
+            "GIT_PYTHON_REFRESH": "quiet",
+        }
+
+    def airflow_env(self) -> dict[str, str]:
+        cfg = self.config
+        home = cfg.airflow_home
+        db_url = cfg.airflow_db_url or f"sqlite:///{home}/airflow.db"
+        env = {
+            **os.environ,
+            **self.pipeline_env(),
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": cfg.executor,
+            "AIRFLOW__CORE__PARALLELISM": str(cfg.parallelism),
+            "AIRFLOW__CORE__FERNET_KEY": self.secrets["fernet_key"],
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": db_url,
+            "AIRFLOW__API_AUTH__JWT_SECRET": self.secrets["jwt_secret"],
+            "AIRFLOW__API__SECRET_KEY": self.secrets["api_secret_key"],
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(cfg.airflow_port),
+            "AIRFLOW__API__BASE_URL": cfg.airflow_url,
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{cfg.airflow_url}/execution/",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(cfg.worker_log_port),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(cfg.trigger_log_port),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            "AIRFLOW__CORE__XCOM_BACKEND": "airflow.providers.common.io.xcom.backend.XComObjectStorageBackend",
+            "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_PATH": f"file://{cfg.state_dir}/xcom",
+            "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_THRESHOLD": "4096",
+            "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_COMPRESSION": "gzip",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
+            "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+            **cfg.extra_env,
+        }
+        return env
+
+    # processes ---------------------------------------------------------------------------------
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
+        logs = self.config.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        handle = open(logs / f"{name}.log", "ab")  # noqa: SIM115 - closed when the process is stopped
+        process = subprocess.Popen(
+            command, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
+        self.processes[name] = process
+        log.debug("started %s (pid %d): %s", name, process.pid, " ".join(command))
+        return process
+
+    def _bin(self, name: str) -> str:
+        return str(Path(sys.executable).parent / name)
+
+    def check_ports(self) -> None:
+        cfg = self.config
+        busy = [
+            f"{n} :{p}"
+            for n, p in (
+                ("Airflow", cfg.airflow_port),
+                ("MLflow", cfg.mlflow_port),
+                ("API", cfg.api_port),
+                ("worker logs", cfg.worker_log_port),
+                ("trigger logs", cfg.trigger_log_port),
+            )
+            if port_in_use(p)
+        ]
+        if busy:
+            raise RuntimeError(f"ports already in use: {', '.join(busy)} (another stack running? stop it first)")
+
+    def start_mlflow(self) -> None:
+        cfg = self.config
+        folder = cfg.state_dir / "mlflow"
+        folder.mkdir(parents=True, exist_ok=True)
+        backend = cfg.mlflow_backend_uri or f"sqlite:///{folder}/mlflow.db"
+        self._spawn(
+            "mlflow",
+            [
+                self._bin("mlflow"),
+                "server",
+                "--backend-store-uri",
+                backend,
+                "--artifacts-destination",
+                str(folder / "artifacts"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(cfg.mlflow_port),
+                "--workers",
+                "2",
+            ],
+            {**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+
+    def migrate_airflow(self) -> None:
+        env = self.airflow_env()
+        self.config.airflow_home.mkdir(parents=True, exist_ok=True)
+        passwords = self.config.airflow_home / "passwords.json"
+        if not passwords.exists():
+            passwords.write_text(json.dumps({"admin": self.secrets["admin_password"]}))
+            passwords.chmod(0o600)
+        result = subprocess.run(
+            [self._bin("airflow"), "db", "migrate"], check=False, env=env, capture_output=True, text=True, cwd=ROOT
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+
+    def start_airflow(
+        self, components: tuple[str, ...] = ("scheduler", "dag-processor", "triggerer", "api-server")
+    ) -> None:
+        env = self.airflow_env()
+        for component in components:
+            self._spawn(component, [self._bin("airflow"), component], env)
+
+    def start_api(self) -> None:
+        cfg = self.config
+        env = {**os.environ, **self.pipeline_env(), "MLP_API_RELOAD_INTERVAL_S": "10"}
+        self._spawn(
+            "api",
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "include.mlpipeline.serving.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(cfg.api_port),
+                "--no-access-log",
+            ],
+            env,
+        )
+
+    def start(self) -> Stack:
+        """Start everything and wait until each component answers."""
+        self.check_ports()
+        self.start_mlflow()
+        self.migrate_airflow()
+        self.start_airflow()
+        self.start_api()
+        self.wait_until_healthy()
+        return self
+
+    def wait_until_healthy(self, timeout: float = 240) -> None:
+        deadline = time.monotonic() + timeout
+        checks = {
+            "mlflow": f"{self.config.mlflow_url}/health",
+            "api": f"{self.config.api_url}/health",
+            "airflow": f"{self.config.airflow_url}/api/v2/monitor/health",
+        }
+        pending = dict(checks)
+        while pending and time.monotonic() < deadline:
+            self.raise_if_dead()
+            for name, url in list(pending.items()):
+                try:
+                    response = httpx.get(url, timeout=5)
+                except httpx.HTTPError:
+                    continue
+                if response.status_code == 200 and (name != "airflow" or _airflow_components_healthy(response.json())):
+                    log.info("%s is up (%s)", name, url)
+                    del pending[name]
+            time.sleep(1)
+        if pending:
+            raise TimeoutError(f"not healthy after {timeout:.0f}s: {sorted(pending)}; see {self.config.state_dir}/logs")
+
+    def raise_if_dead(self) -> None:
+        for name, process in self.processes.items():
+            if process.poll() is not None:
+                tail = (self.config.state_dir / "logs" / f"{name}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"{name} exited with code {process.returncode}:\n{tail}")
+
+    def stop(self, names: list[str] | None = None, timeout: float = 20) -> None:
+        """Stop components (default: all), politely first (SIGTERM), then SIGKILL."""
+        targets = {n: p for n, p in self.processes.items() if names is None or n in names}
+        for process in targets.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for name, process in targets.items():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in %.0fs; killing it", name, timeout)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            self.processes.pop(name, None)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # clients -----------------------------------------------------------------------------------
+    @property
+    def airflow(self) -> AirflowClient:
+        if self._airflow is None:
+            self._airflow = AirflowClient(self.config.airflow_url, "admin", self.secrets["admin_password"])
+        return self._airflow
+
+    def api_headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.secrets["api_key"]}
+
+
+def _airflow_components_healthy(body: dict[str, Any]) -> bool:
+    parts = ("metadatabase", "scheduler", "dag_processor", "triggerer")
+    return all((body.get(part) or {}).get("status") == "healthy" for part in parts)
+
+
+class AirflowClient:
+    """The few Airflow REST API v2 calls the tools need, with a JWT from /auth/token."""
+
+    def __init__(self, base_url: str, username: str, password: str):
+        self.base_url = base_url
+        self._credentials = {"username": username, "password": password}
+        self._client = httpx.Client(base_url=base_url, timeout=30)
+        self._token_at = 0.0
+
+    def _auth(self) -> None:
+        if time.monotonic() - self._token_at < 600:
+            return
+        response = self._client.post("/auth/token", json=self._credentials)
+        response.raise_for_status()
+        self._client.headers["Authorization"] = f"Bearer {response.json()['access_token']}"
+        self._token_at = time.monotonic()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        self._auth()
+        response = self._client.request(method, f"/api/v2{path}", **kwargs)
+        if response.status_code >= 400:
+            raise RuntimeError(f"{method} {path}: HTTP {response.status_code}: {response.text[:500]}")
+        return response.json() if response.content else None
+
+    def dag_ids(self) -> set[str]:
+        return {d["dag_id"] for d in self.request("GET", "/dags", params={"limit": 100})["dags"]}
+
+    def import_errors(self) -> list[dict[str, Any]]:
+        return self.request("GET", "/importErrors")["import_errors"]
+
+    def wait_for_dags(self, dag_ids: tuple[str, ...] = PIPELINE_DAGS, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if set(dag_ids) <= self.dag_ids():
+                return
+            errors = self.import_errors()
+            if errors:
+                raise RuntimeError(f"DAG import errors: {json.dumps(errors, indent=1)[:3000]}")
+            time.sleep(1)
+        raise TimeoutError(f"DAGs {dag_ids} not parsed within {timeout:.0f}s; found {sorted(self.dag_ids())}")
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.request("PATCH", f"/dags/{dag_id}", json={"is_paused": paused})
+
+    def trigger(
+        self, dag_id: str, conf: dict[str, Any] | None = None, logical_date: str | None = None
+    ) -> dict[str, Any]:
+        return self.request("POST", f"/dags/{dag_id}/dagRuns", json={"conf": conf or {}, "logical_date": logical_date})
+
+    def runs(self, dag_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns", params={"order_by": "-run_after", "limit": 50})[
+            "dag_runs"
+        ]
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 500})[
+            "task_instances"
+        ]
+
+
+@contextlib.contextmanager
+def running_stack(config: StackConfig) -> Iterator[Stack]:
+    stack = Stack(config)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
