@@ -19,7 +19,7 @@ import datetime as dt
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.mlpipeline.orchestration.assets import APPROVED_MODEL, SERVED_MODEL
-from include.mlpipeline.orchestration.tasks import default_args, events_extra
+from include.mlpipeline.orchestration.tasks import default_args, emit, events_extra
 
 
 @dag(
@@ -61,8 +61,7 @@ def deploy():
             **steps.verify_or_roll_back(promotion["version"], promotion["previous"]),
             "previous": promotion["previous"],
         }
-        get_current_context()["outlet_events"][SERVED_MODEL].extra = result
-        return result
+        return emit(SERVED_MODEL, result)
 
     verify_live_service(promote(version_to_serve()))
 

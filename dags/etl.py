@@ -1,11 +1,12 @@
 """
 ### ETL: source tables to clean, quality-gated daily partitions
 
-Runs daily. For its day (the `date` param, else the logical date) it extracts every source table in
-parallel into `raw/<source>`, then cleans the days (in parallel chunks when there are many): the
-problem's cleaning rules, then the **clean** quality gate (pandera). Rows failing row-level checks
-go to `quarantine/clean`; a table-level failure or more than `MLP_QUARANTINE_MAX_SHARE` bad rows
-fails the task without retry and no asset event is emitted, so nothing downstream runs on bad data.
+Runs on `MLP_ETL_SCHEDULE` (daily by default). For its day (the `date` param, else the logical
+date) it extracts every source table in parallel into `raw/<source>`, then cleans the days (in
+parallel chunks when there are many): the problem's cleaning rules, then the **clean** quality gate
+(pandera). Rows failing row-level checks go to `quarantine/clean`; a table-level failure or more
+than `MLP_QUARANTINE_MAX_SHARE` bad rows fails the task without retry and no asset event is
+emitted, so nothing downstream runs on bad data.
 
 On a fresh lake the first run also loads the `bootstrap_days` days before its own (default
 `MLP_BOOTSTRAP_DAYS`), so training can start without a manual backfill. Set `bootstrap_days` to 0 for
@@ -26,14 +27,16 @@ from include.mlpipeline.orchestration.tasks import (
     chunk_days,
     chunk_label,
     default_args,
+    emit,
     fail_fast_on_data_errors,
     run_day,
 )
+from include.mlpipeline.settings import get_settings
 
 
 @dag(
     dag_id="etl",
-    schedule="@daily",
+    schedule=get_settings().etl_schedule,
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=4,
@@ -50,27 +53,27 @@ from include.mlpipeline.orchestration.tasks import (
     doc_md=__doc__,
 )
 def etl():
-    @task(multiple_outputs=True)
-    def plan() -> dict:
+    @task
+    def plan() -> list[list[str]]:
         from include.mlpipeline import etl as steps
-        from include.mlpipeline.problem import load_problem
-        from include.mlpipeline.settings import get_settings
 
         context = get_current_context()
         days = steps.plan_partitions(run_day(context), context["params"].get("bootstrap_days"))
-        return {
-            "days": days,
-            "chunks": chunk_days(days, get_settings().max_parallel_partitions),
-            "sources": [source.name for source in load_problem().sources],
-        }
+        return chunk_days(days, get_settings().max_parallel_partitions)
+
+    @task
+    def list_sources() -> list[str]:
+        from include.mlpipeline.problem import load_problem
+
+        return [source.name for source in load_problem().sources]
 
     @task(map_index_template="{{ source_name }}")
-    def extract(source: str, days: list[str]) -> dict:
+    def extract(source: str, chunks: list[list[str]]) -> dict:
         from include.mlpipeline import etl as steps
 
         get_current_context()["source_name"] = source
         with fail_fast_on_data_errors():
-            return steps.extract_source(source, days)
+            return steps.extract_source(source, [day for chunk in chunks for day in chunk])
 
     @task(map_index_template="{{ partitions }}")
     def clean(days: list[str]) -> list[dict]:
@@ -87,12 +90,11 @@ def etl():
         extra = steps.summarize_partitions(summaries)
         if not extra["partitions"]:
             raise AirflowSkipException(f"no new partitions (days without data: {extra['no_data']})")
-        get_current_context()["outlet_events"][CLEAN_DATA].extra = extra
-        return extra
+        return emit(CLEAN_DATA, extra)
 
-    planned = plan()
-    extracted = extract.partial(days=planned["days"]).expand(source=planned["sources"])
-    cleaned = clean.expand(days=planned["chunks"])
+    chunks = plan()
+    extracted = extract.partial(chunks=chunks).expand(source=list_sources())
+    cleaned = clean.expand(days=chunks)
     extracted >> cleaned
     publish(cleaned)
 

@@ -23,6 +23,7 @@ from include.mlpipeline.orchestration.tasks import (
     chunk_days,
     chunk_label,
     default_args,
+    emit,
     fail_fast_on_data_errors,
     partitions_of,
 )
@@ -70,8 +71,7 @@ def features():
         from include.mlpipeline import etl as steps
 
         extra = steps.summarize_partitions(summaries)
-        get_current_context()["outlet_events"][FEATURE_DATA].extra = extra
-        return extra
+        return emit(FEATURE_DATA, extra)
 
     publish(build.expand(days=partitions_to_build()))
 

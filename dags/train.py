@@ -22,7 +22,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from include.mlpipeline.orchestration.assets import APPROVED_MODEL, FEATURE_DATA
-from include.mlpipeline.orchestration.tasks import default_args, fail_fast_on_data_errors, partitions_of
+from include.mlpipeline.orchestration.tasks import default_args, emit, fail_fast_on_data_errors, partitions_of
 
 
 @dag(
@@ -86,8 +86,7 @@ def train():
         decision = registration["decision"]
         if not decision["promote"]:
             raise AirflowSkipException(f"version {registration['version']} stays challenger: {decision['reason']}")
-        get_current_context()["outlet_events"][APPROVED_MODEL].extra = registration
-        return registration
+        return emit(APPROVED_MODEL, registration)
 
     window = select_window()
     parent = open_parent_run(window)

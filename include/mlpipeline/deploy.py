@@ -101,7 +101,7 @@ def smoke_test(version: str, settings: Settings | None = None) -> dict[str, Any]
     context = problem.load_serving_context()
     expected = model.predict_proba(problem.build_features(problem.serving_frame(records, context))[features])[:, 1]
     live = [p["probability"] for p in answer["predictions"]]
-    worst = max(abs(a - b) for a, b in zip(live, expected, strict=True))
+    worst = float(max(abs(a - b) for a, b in zip(live, expected, strict=True)))
     if worst > PREDICTION_TOLERANCE:
         raise DeployError(f"live predictions differ from the registered model's by up to {worst:.3g}")
     log.info("smoke test passed: %d canary records, version %s, max difference %.1e", len(records), version, worst)

@@ -31,6 +31,12 @@ class Settings(BaseSettings):
         "features and target. Point it at your own module to retarget the template.",
     )
 
+    # Orchestration
+    etl_schedule: str | None = Field(
+        "@daily",
+        description="Schedule of the etl DAG: a cron preset or expression; empty or 'none' for trigger-only.",
+    )
+
     # Data lake
     lake_uri: str = Field(
         f"file://{PROJECT_ROOT}/data/lake",
@@ -97,6 +103,11 @@ class Settings(BaseSettings):
         30.0, gt=0, description="How often the API checks the registry alias for a newly promoted version."
     )
     deploy_timeout_s: float = Field(120.0, gt=0, description="How long deploy waits for the API to serve a version.")
+
+    @field_validator("etl_schedule")
+    @classmethod
+    def _none_schedule(cls, value: str | None) -> str | None:
+        return None if value is None or value.strip().lower() in {"", "none", "null"} else value.strip()
 
     @field_validator("lake_uri", "mlflow_tracking_uri", "api_url")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -69,6 +70,31 @@ def chunk_days(days: Sequence[str], max_chunks: int) -> list[list[str]]:
 
 def chunk_label(days: Sequence[str]) -> str:
     return days[0] if len(days) == 1 else f"{days[0]}..{days[-1]} ({len(days)} days)"
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with numpy scalars and other non-JSON leaves turned into plain JSON values.
+
+    Asset event extras and XCom must be JSON: a stray ``numpy.float64`` fails the task at its very end.
+    """
+
+    def coerce(leaf: Any) -> Any:
+        if hasattr(leaf, "item"):  # numpy scalar
+            return leaf.item()
+        if isinstance(leaf, dt.date | dt.datetime):
+            return leaf.isoformat()
+        return str(leaf)
+
+    return json.loads(json.dumps(value, default=coerce))
+
+
+def emit(asset: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """Attach ``extra`` to this task's event for ``asset`` and return it (for XCom)."""
+    from airflow.sdk import get_current_context
+
+    clean = json_safe(extra)
+    get_current_context()["outlet_events"][asset].extra = clean
+    return clean
 
 
 def events_extra(events: Sequence[Any]) -> list[dict[str, Any]]:

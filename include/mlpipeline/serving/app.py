@@ -14,8 +14,7 @@ Unknown categories (a carrier never seen in training) are not errors: the model'
 them as a rare category (one-hot models) or with the overall delay rate (target-encoded models).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: FastAPI must see the request model built at runtime.
 import contextlib
 import logging
 import secrets
