@@ -88,6 +88,32 @@ class StackConfig:
         return f"http://127.0.0.1:{self.api_port}"
 
 
+def mlflow_server_command(folder: Path, port: int, backend_uri: str | None = None, workers: int = 2) -> list[str]:
+    """``mlflow server`` with its registry in ``backend_uri`` (default SQLite in ``folder``), serving artifacts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return [
+        str(Path(sys.executable).parent / "mlflow"), "server",
+        "--backend-store-uri", backend_uri or f"sqlite:///{folder}/mlflow.db",
+        "--artifacts-destination", str(folder / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers),
+    ]  # fmt: skip
+
+
+def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = None) -> None:
+    """Wait until ``url`` answers 200 (fail early if ``process`` dies)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with code {process.returncode}")
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
 def load_or_create_secrets(path: Path) -> tuple[dict[str, str], bool]:
     """Secrets of a local stack, generated once and kept (git-ignored) so restarts reuse them.
 
@@ -200,27 +226,8 @@ class Stack:
 
     def start_mlflow(self) -> None:
         cfg = self.config
-        folder = cfg.state_dir / "mlflow"
-        folder.mkdir(parents=True, exist_ok=True)
-        backend = cfg.mlflow_backend_uri or f"sqlite:///{folder}/mlflow.db"
-        self._spawn(
-            "mlflow",
-            [
-                self._bin("mlflow"),
-                "server",
-                "--backend-store-uri",
-                backend,
-                "--artifacts-destination",
-                str(folder / "artifacts"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(cfg.mlflow_port),
-                "--workers",
-                "2",
-            ],
-            {**os.environ, "PYTHONPATH": str(ROOT)},
-        )
+        command = mlflow_server_command(cfg.state_dir / "mlflow", cfg.mlflow_port, cfg.mlflow_backend_uri)
+        self._spawn("mlflow", command, {**os.environ, "PYTHONPATH": str(ROOT)})
 
     def migrate_airflow(self) -> None:
         env = self.airflow_env()

@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     api_reload_interval_s: float = Field(
         30.0, gt=0, description="How often the API checks the registry alias for a newly promoted version."
     )
+    api_registry_timeout_s: float = Field(
+        15.0, gt=0, description="Timeout of one registry call from the API (it retries on its own schedule)."
+    )
     deploy_timeout_s: float = Field(120.0, gt=0, description="How long deploy waits for the API to serve a version.")
 
     @field_validator("etl_schedule")

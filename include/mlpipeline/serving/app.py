@@ -17,6 +17,7 @@ them as a rare category (one-hot models) or with the overall delay rate (target-
 # No `from __future__ import annotations` here: FastAPI must see the request model built at runtime.
 import contextlib
 import logging
+import os
 import secrets
 import time
 import uuid
@@ -124,6 +125,11 @@ def create_app(settings: Settings | None = None, problem: ProblemSpec | None = N
     settings = settings or get_settings()
     problem = problem or load_problem(settings.problem)
     from include.mlpipeline.tracking import registered_model_name
+
+    # MLflow retries a failed registry call for minutes by default. The API has its own retry (the
+    # refresh loop) and must stay responsive, so each registry call here fails fast instead.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.api_registry_timeout_s)))
 
     model_name = registered_model_name(settings, problem)
     metrics = ServingMetrics()

@@ -108,21 +108,21 @@ class ModelStore:
     def refresh(self) -> str | None:
         """Load the alias's version if it changed; returns the served version. Never raises."""
         with self._lock:
-            self.last_check = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             try:
                 version = self._resolve_alias()
                 if version is None:
                     self.last_error = (
-                        f"registered model {self.model_name!r} has no alias {self.settings.champion_alias!r} yet"
+                        f"registered model {self.model_name!r} has no alias {self.settings.champion_alias!r}"
                     )
-                    return self.current.version if self.current else None
-                if self.current is None or self.current.version != str(version):
+                elif self.current is None or self.current.version != str(version):
                     candidate = self._load(version)
                     self._warm_up(candidate)
                     previous = self.current.version if self.current else None
                     self.current = candidate  # the swap: atomic for readers
+                    self.last_error = None
                     log.info("now serving %s version %s (was %s)", self.model_name, version, previous)
-                self.last_error = None
+                else:
+                    self.last_error = None
             except Exception as error:  # keep serving the loaded model whatever went wrong
                 self.last_error = f"{type(error).__name__}: {error}"
                 log.warning(
@@ -130,13 +130,19 @@ class ModelStore:
                     self.current.version if self.current else "nothing",
                     self.last_error,
                 )
+            finally:
+                self.last_check = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             return self.current.version if self.current else None
 
     def start(self) -> None:
-        """Refresh now, then every ``api_reload_interval_s`` seconds in a daemon thread."""
-        self.refresh()
+        """Load in a daemon thread, then refresh every ``api_reload_interval_s`` seconds.
+
+        The first load runs in the background too: the API starts (``/health`` answers, ``/ready``
+        says 503) even when the registry is slow or down, and becomes ready once a model is loaded.
+        """
 
         def poll() -> None:
+            self.refresh()
             while not self._stop.wait(self.settings.api_reload_interval_s):
                 self.refresh()
 

@@ -1,0 +1,115 @@
+"""A real MLflow server with a real registered model, for the API tests.
+
+Once per module that asks for it: start ``mlflow server`` (SQLite, temporary folder), build a small
+lake from the replay (12 days), train two cheap candidates with the pipeline's own code, register
+the best and make it champion. The environment changes are undone afterwards, so tests running
+later in the session see the defaults again.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from stack import free_port, mlflow_server_command, wait_for_http
+
+from include.mlpipeline.settings import Settings, get_settings
+
+MODEL_NAME = "api_test_model"
+DAYS = [f"2013-06-{day:02d}" for day in range(1, 13)]
+
+
+@dataclass
+class RegisteredModel:
+    tracking_uri: str
+    lake_uri: str
+    name: str
+    version: str
+
+    def settings(self, **overrides: object) -> Settings:
+        values = {
+            "mlflow_tracking_uri": self.tracking_uri,
+            "lake_uri": self.lake_uri,
+            "registered_model_name": self.name,
+            "api_reload_interval_s": 3600.0,  # tests reload explicitly
+            **overrides,
+        }
+        return Settings(**values)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    log = (folder / "server.log").open("wb")
+    process = subprocess.Popen(
+        mlflow_server_command(folder, port, workers=1), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", timeout=180, process=process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def registered_model(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]:
+    from include.mlpipeline import deploy, etl, registry, tracking, training
+    from include.mlpipeline.problem import load_problem
+
+    lake_uri = f"file://{tmp_path_factory.mktemp('lake')}"
+    overrides = {
+        "MLP_MLFLOW_TRACKING_URI": mlflow_server,
+        "MLP_LAKE_URI": lake_uri,
+        "MLP_REGISTERED_MODEL_NAME": MODEL_NAME,
+        "MLP_EXPERIMENT_NAME": MODEL_NAME,
+        "MLP_VALIDATION_DAYS": "3",
+        "MLP_TEST_DAYS": "3",
+    }
+    saved = {key: os.environ.get(key) for key in overrides}
+    os.environ.update(overrides)
+    get_settings.cache_clear()
+    try:
+        for source in load_problem().sources:
+            etl.extract_source(source.name, DAYS)
+        etl.transform_partitions(DAYS)
+        etl.build_feature_partitions(DAYS)
+        window = training.select_window().to_dict()
+        parent = tracking.start_parent_run(window, run_name="api tests")
+        results = [tracking.train_candidate(name, window, parent) for name in ("baseline", "logistic_regression")]
+        registration = registry.register_best(results, window, parent)
+        assert registration["decision"]["promote"], registration["decision"]
+        deploy.promote(registration["version"])
+        yield RegisteredModel(mlflow_server, lake_uri, MODEL_NAME, str(registration["version"]))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def problem():
+    from include.mlpipeline.problem import load_problem
+
+    return load_problem()
+
+
+@pytest.fixture
+def flights(problem) -> list[dict]:
+    return problem.canary_records()
+
+
+def lake_dir(model: RegisteredModel) -> Path:
+    return Path(model.lake_uri.removeprefix("file://"))

@@ -1,0 +1,178 @@
+"""DAG integrity: the four DAGs parse, follow the house rules, and are chained by the right Assets.
+
+Parse-time hygiene (no heavy imports, no database, connection or variable access) is checked in a
+fresh interpreter, where those would really happen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAGS = ROOT / "dags"
+PIPELINE = ("etl", "features", "train", "deploy")
+HEAVY_MODULES = (
+    "pandas",
+    "numpy",
+    "sklearn",
+    "mlflow",
+    "pandera",
+    "pyarrow",
+    "fastapi",
+    "dvc",
+    "evidently",
+    "matplotlib",
+)
+# Tasks allowed fewer than 2 retries, and why.
+NO_RETRY_TASKS = {
+    (
+        "deploy",
+        "verify_live_service",
+    ): "a failed check already rolled the alias back; a retry would test the old version",
+}
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS))
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+
+
+def test_pipeline_dags_present(dagbag):
+    assert set(PIPELINE) <= set(dagbag.dag_ids)
+
+
+@pytest.mark.parametrize("dag_id", PIPELINE)
+def test_house_rules(dagbag, dag_id):
+    dag = dagbag.dags[dag_id]
+    assert dag.tags, "every DAG needs tags"
+    assert dag.doc_md and dag.doc_md.strip().startswith("###"), "the module docstring is the DAG's doc_md"
+    args = dag.default_args
+    assert args["owner"] not in {"", "airflow"}
+    assert args["retries"] >= 2
+    assert args["retry_exponential_backoff"] > 0
+    assert args["execution_timeout"] is not None
+    assert dag.catchup is False
+    for task in dag.tasks:
+        if (dag_id, task.task_id) in NO_RETRY_TASKS:
+            continue
+        assert task.retries >= 2, f"{dag_id}.{task.task_id} has {task.retries} retries"
+        assert task.execution_timeout is not None
+
+
+@pytest.mark.parametrize(
+    ("consumer", "asset_name"),
+    [("features", "clean_data"), ("train", "feature_data"), ("deploy", "approved_model")],
+)
+def test_dags_chained_by_assets(dagbag, consumer, asset_name):
+    assert asset_name in _asset_names(dagbag.dags[consumer].timetable.asset_condition)
+
+
+def _asset_names(condition) -> set[str]:
+    """Names of the assets in a schedule condition (Asset, or any nesting of AssetAll/AssetAny)."""
+    if hasattr(condition, "objects"):
+        return set().union(*(_asset_names(o) for o in condition.objects))
+    return {condition.name}
+
+
+@pytest.mark.parametrize(
+    ("producer", "task_id", "asset_name"),
+    [
+        ("etl", "publish", "clean_data"),
+        ("features", "publish", "feature_data"),
+        ("train", "approve", "approved_model"),
+        ("deploy", "verify_live_service", "served_model"),
+    ],
+)
+def test_each_asset_emitted_by_one_final_task(dagbag, producer, task_id, asset_name):
+    dag = dagbag.dags[producer]
+    emitters = [t.task_id for t in dag.tasks if any(o.name == asset_name for o in t.outlets)]
+    assert emitters == [task_id]
+    assert not dag.get_task(task_id).downstream_list, "the asset event comes last, after every gate"
+
+
+def test_assets_defined_once():
+    """Asset(...) is constructed only in the shared assets module, never in a DAG file."""
+    for path in DAGS.glob("*.py"):
+        assert "Asset(" not in path.read_text(), f"{path.name} defines an Asset; import it from the assets module"
+
+
+_PARSE_PROBE = r"""
+import importlib.util, json, sys
+from unittest import mock
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+calls = []
+
+@event.listens_for(Engine, "connect")
+def _no_db(*args):
+    calls.append("database connection")
+    raise RuntimeError("database connection at parse time")
+
+def _forbid(kind):
+    def raiser(*args, **kwargs):
+        calls.append(kind)
+        raise RuntimeError(kind + " lookup at parse time")
+    return raiser
+
+from airflow.sdk import BaseHook, Variable
+with mock.patch.object(BaseHook, "get_connection", _forbid("connection")), \
+     mock.patch.object(Variable, "get", _forbid("variable")):
+    path = sys.argv[1]
+    spec = importlib.util.spec_from_file_location("probe_dag", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+heavy = [name for name in json.loads(sys.argv[2]) if name in sys.modules]
+print(json.dumps({"heavy": heavy, "calls": calls}))
+"""
+
+
+def _probe(dag_path: Path, tmp_path: Path) -> dict:
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT}{os.pathsep}{DAGS}",
+        "AIRFLOW_HOME": str(tmp_path),
+        # A database that cannot be opened: any query at parse time fails loudly.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path}/missing-dir/airflow.db",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _PARSE_PROBE, str(dag_path), json.dumps(HEAVY_MODULES)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("dag_file", sorted(p.name for p in DAGS.glob("*.py")))
+def test_parse_time_hygiene(dag_file, tmp_path):
+    """Importing a DAG file loads no heavy library and touches no database, connection or variable."""
+    assert _probe(DAGS / dag_file, tmp_path) == {"heavy": [], "calls": []}
+
+
+def test_parse_probe_catches_violations(tmp_path):
+    """The probe above is not blind: a DAG file doing all the wrong things is reported."""
+    bad = tmp_path / "bad_dag.py"
+    bad.write_text(
+        "import pandas\n"
+        "from airflow.sdk import Variable\n"
+        "try:\n    Variable.get('threshold')\nexcept RuntimeError:\n    pass\n"
+    )
+    report = _probe(bad, tmp_path)
+    assert "pandas" in report["heavy"]
+    assert report["calls"] == ["variable"]
