@@ -251,7 +251,7 @@ class Stack:
 
     def start_api(self) -> None:
         cfg = self.config
-        env = {**os.environ, **self.pipeline_env(), "MLP_API_RELOAD_INTERVAL_S": "10"}
+        env = {**os.environ, **self.pipeline_env(), "MLP_API_RELOAD_INTERVAL_S": "10", **cfg.extra_env}
         self._spawn(
             "api",
             [

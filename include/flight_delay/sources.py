@@ -24,6 +24,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 log = logging.getLogger(__name__)
 
+# Must cover the cleaning rules' weather tolerance (2 hours): see extract_weather.
+WEATHER_MARGIN = pd.Timedelta(hours=2)
+
 
 class FlightSourceSettings(BaseSettings):
     """Settings of the example's sources (environment prefix ``MLP_FLIGHTS_``)."""
@@ -90,8 +93,24 @@ def extract_flights(days: Sequence[dt.date]) -> Mapping[dt.date, pd.DataFrame | 
 
 
 def extract_weather(days: Sequence[dt.date]) -> Mapping[dt.date, pd.DataFrame | None]:
-    """Hourly weather at the NYC airports on each day's replay date."""
-    return _slice_by_day("weather", days)
+    """Hourly weather at the NYC airports around each day's replay date.
+
+    A day's slice reaches ``WEATHER_MARGIN`` into the days before and after, so a flight near
+    midnight finds the same nearest observation here as in the API, which searches all weather.
+    """
+    frame = _table("weather")
+    stamps = pd.to_datetime(frame[["year", "month", "day", "hour"]], errors="coerce")
+    slices: dict[dt.date, pd.DataFrame | None] = {}
+    for day in days:
+        source_day = replay_date(day)
+        if source_day is None:
+            log.info("weather: %s has no counterpart in %d; no data for it", day, source_settings().replay_year)
+            slices[day] = None
+            continue
+        start = pd.Timestamp(source_day) - WEATHER_MARGIN
+        end = pd.Timestamp(source_day) + pd.Timedelta(days=1) + WEATHER_MARGIN
+        slices[day] = frame.loc[(stamps >= start) & (stamps <= end)].reset_index(drop=True)
+    return slices
 
 
 def extract_planes(days: Sequence[dt.date]) -> Mapping[dt.date, pd.DataFrame | None]:

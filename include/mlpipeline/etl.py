@@ -37,7 +37,9 @@ def quarantine_dataset(dataset: str) -> str:
 
 
 def _days(values: Iterable[str | dt.date]) -> list[dt.date]:
-    return [v if isinstance(v, dt.date) else dt.date.fromisoformat(str(v)[:10]) for v in values]
+    from include.mlpipeline.lake import as_day
+
+    return [as_day(v) for v in values]
 
 
 def plan_partitions(
@@ -73,8 +75,15 @@ def plan_partitions(
 def _write_gate_outputs(
     lake: Lake, dataset: str, day: dt.date, result: GateResult, meta: dict[str, Any]
 ) -> dict[str, Any]:
-    """Publish the valid rows and the quarantined rows of one gate (quarantine always rewritten, even empty)."""
-    lake.write(quarantine_dataset(dataset), day, result.quarantined, meta={"gate": result.report.to_dict()})
+    """Publish the valid rows and the quarantined rows of one gate (quarantine always rewritten, even empty).
+
+    Quarantined rows keep their original, possibly mixed-type values ("n/a" in a number column), so
+    their text-like columns are stored as strings: Parquet cannot hold a column of mixed types.
+    """
+    quarantined = result.quarantined
+    mixed = [c for c in quarantined.columns if quarantined[c].dtype == object]
+    quarantined = quarantined.astype({c: "string" for c in mixed})
+    lake.write(quarantine_dataset(dataset), day, quarantined, meta={"gate": result.report.to_dict()})
     info = lake.write(dataset, day, result.valid, meta={**meta, "gate": result.report.to_dict()})
     return {
         "partition": day.isoformat(),

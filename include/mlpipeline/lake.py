@@ -71,8 +71,13 @@ def content_hash(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def _day(value: dt.date | str) -> dt.date:
-    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+def as_day(value: dt.date | dt.datetime | str) -> dt.date:
+    """A calendar day from a date, a datetime (its date part) or an ISO string."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
 
 
 class Lake:
@@ -94,7 +99,7 @@ class Lake:
         return f"{self.root}/{dataset}"
 
     def partition_path(self, dataset: str, day: dt.date | str) -> str:
-        return f"{self.dataset_path(dataset)}/date={_day(day).isoformat()}"
+        return f"{self.dataset_path(dataset)}/date={as_day(day).isoformat()}"
 
     def uri(self, path: str) -> str:
         """The URI of a path inside the lake, with the lake's protocol."""
@@ -132,7 +137,7 @@ class Lake:
         for attempt in (1, 2):
             manifest = self.manifest(dataset, day)
             if manifest is None:
-                raise PartitionNotFoundError(f"no committed partition {dataset}/date={_day(day)} in {self.root_uri}")
+                raise PartitionNotFoundError(f"no committed partition {dataset}/date={as_day(day)} in {self.root_uri}")
             try:
                 return self._read_files(self.partition_path(dataset, day), manifest, columns)
             except FileNotFoundError:
@@ -155,7 +160,7 @@ class Lake:
     ) -> pd.DataFrame:
         """Several partitions, concatenated in day order, with a ``partition_date`` column added."""
         frames = []
-        for day in sorted(_day(d) for d in days):
+        for day in sorted(as_day(d) for d in days):
             frame = self.read(dataset, day, columns)
             frame[PARTITION_COLUMN] = pd.Timestamp(day)
             frames.append(frame)
@@ -168,7 +173,7 @@ class Lake:
         self, dataset: str, day: dt.date | str, frame: pd.DataFrame, meta: dict[str, Any] | None = None
     ) -> PartitionInfo:
         """Write ``frame`` as the partition ``dataset/date=day``, replacing what was there, atomically."""
-        day = _day(day)
+        day = as_day(day)
         base = self.partition_path(dataset, day)
         self.fs.makedirs(base, exist_ok=True)
         previous = self.manifest(dataset, day)

@@ -55,7 +55,7 @@ def decide_promotion(
         reason = f"first model: test roc_auc {challenger_score:.4f} passes the floor {floor:.4f}"
         return PromotionDecision(True, reason, challenger_score, champion_score, baseline_score)
     gain = challenger_score - champion_score
-    if gain >= min_gain:
+    if gain >= min_gain - 1e-12:  # 0.563 - 0.561 is 0.00199999... in floating point
         reason = f"beats the champion: {challenger_score:.4f} vs {champion_score:.4f} (+{gain:.4f} >= {min_gain})"
         return PromotionDecision(True, reason, challenger_score, champion_score, baseline_score)
     reason = f"does not beat the champion by {min_gain}: {challenger_score:.4f} vs {champion_score:.4f} ({gain:+.4f})"

@@ -42,7 +42,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
 
 from include.mlpipeline.etl import FEATURES
-from include.mlpipeline.lake import PARTITION_COLUMN, Lake
+from include.mlpipeline.lake import PARTITION_COLUMN, Lake, as_day
 from include.mlpipeline.problem import ProblemSpec, load_problem
 from include.mlpipeline.quality import DataQualityError, apply_gate
 from include.mlpipeline.settings import PROJECT_ROOT, Settings, get_settings
@@ -98,7 +98,7 @@ def select_window(
     window_days = window_days or settings.train_window_days
     available = lake.partitions(FEATURES)
     if newest is not None:
-        cutoff = newest if isinstance(newest, dt.date) else dt.date.fromisoformat(str(newest)[:10])
+        cutoff = as_day(newest)
         available = [d for d in available if d <= cutoff]
     days = available[-window_days:]
     needed = settings.validation_days + settings.test_days + 1
@@ -158,7 +158,7 @@ def load_training_set(
         ("test", window.test_days),
     ):
         part = checked.loc[days.isin(part_days).to_numpy()].reset_index(drop=True)
-        classes = sorted(part[problem.target].unique())
+        classes = sorted(int(value) for value in part[problem.target].unique())
         if len(classes) < 2:
             raise DataQualityError(
                 "training_set",

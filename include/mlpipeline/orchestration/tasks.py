@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -79,13 +80,26 @@ def json_safe(value: Any) -> Any:
     """
 
     def coerce(leaf: Any) -> Any:
-        if hasattr(leaf, "item"):  # numpy scalar
-            return leaf.item()
         if isinstance(leaf, dt.date | dt.datetime):
             return leaf.isoformat()
+        if type(leaf).__name__ == "datetime64":  # numpy timestamps: .item() would give nanoseconds
+            import numpy as np
+
+            return str(np.datetime_as_string(leaf, unit="s"))
+        if hasattr(leaf, "item"):  # other numpy scalars
+            return leaf.item()
         return str(leaf)
 
-    return json.loads(json.dumps(value, default=coerce))
+    def no_nan(leaf: Any) -> Any:
+        if isinstance(leaf, float) and math.isnan(leaf):  # NaN is not JSON
+            return None
+        if isinstance(leaf, dict):
+            return {k: no_nan(v) for k, v in leaf.items()}
+        if isinstance(leaf, list):
+            return [no_nan(v) for v in leaf]
+        return leaf
+
+    return no_nan(json.loads(json.dumps(value, default=coerce)))
 
 
 def emit(asset: Any, extra: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,241 @@
+"""Training: the day split, the training set checks, threshold choice, metrics, reproducible fits."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_limits
+
+from include.flight_delay import PROBLEM
+from include.mlpipeline import training
+from include.mlpipeline.etl import FEATURES
+from include.mlpipeline.lake import Lake
+from include.mlpipeline.quality import DataQualityError
+from include.mlpipeline.settings import Settings
+
+DAYS = [f"2013-03-{d:02d}" for d in range(1, 9)]
+
+
+@pytest.fixture
+def split_settings(tmp_path: Path) -> Settings:
+    return Settings(lake_uri=f"file://{tmp_path}/lake", train_window_days=6, validation_days=2, test_days=2)
+
+
+@pytest.fixture
+def feature_lake(lake: Lake, make_features: Callable[..., pd.DataFrame]) -> Lake:
+    for day in DAYS:
+        lake.write(FEATURES, day, make_features(day, rows=150))
+    return lake
+
+
+# ---------------------------------------------------------------------------------- window
+def test_select_window_splits_by_day_without_overlap(feature_lake: Lake, split_settings: Settings) -> None:
+    window = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+
+    assert window.train_days == ["2013-03-03", "2013-03-04"]
+    assert window.validation_days == ["2013-03-05", "2013-03-06"]
+    assert window.test_days == ["2013-03-07", "2013-03-08"]
+    assert not set(window.train_days) & set(window.validation_days)
+    assert not set(window.validation_days) & set(window.test_days)
+    assert max(window.train_days) < min(window.validation_days)
+    assert max(window.validation_days) < min(window.test_days)
+    assert window.days == DAYS[2:]
+
+
+def test_select_window_ignores_days_after_newest(feature_lake: Lake, split_settings: Settings) -> None:
+    window = training.select_window(dt.date(2013, 3, 6), window_days=5, lake=feature_lake, settings=split_settings)
+
+    assert window.days == DAYS[1:6]
+    assert window.train_days == ["2013-03-02"]
+
+
+def test_select_window_records_the_data_version(feature_lake: Lake, split_settings: Settings) -> None:
+    window = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+
+    assert window.content_hashes == {day: feature_lake.manifest(FEATURES, day)["content_hash"] for day in window.days}
+    assert window.data_version == training.data_version(window.content_hashes)
+    assert training.select_window("2013-03-08", lake=feature_lake, settings=split_settings) == window
+    assert training.TrainingWindow.from_dict(window.to_dict()) == window
+
+
+def test_data_version_changes_when_a_day_is_rewritten(
+    feature_lake: Lake, split_settings: Settings, make_features: Callable[..., pd.DataFrame]
+) -> None:
+    before = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+    feature_lake.write(FEATURES, "2013-03-05", make_features("2013-03-05", rows=149))
+
+    after = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+
+    assert after.days == before.days
+    assert after.data_version != before.data_version
+
+
+def test_select_window_with_too_few_days_fails_naming_the_check(
+    lake: Lake, split_settings: Settings, make_features: Callable[..., pd.DataFrame]
+) -> None:
+    for day in DAYS[:4]:
+        lake.write(FEATURES, day, make_features(day, rows=10))
+
+    with pytest.raises(DataQualityError, match=r"enough_days.*4 feature partitions available, 5 needed"):
+        training.select_window("2013-03-08", lake=lake, settings=split_settings)
+
+
+# ------------------------------------------------------------------------------ training set
+def test_load_training_set_splits_rows_by_day(feature_lake: Lake, split_settings: Settings) -> None:
+    window = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+
+    data = training.load_training_set(window, problem=PROBLEM, lake=feature_lake)
+
+    assert (len(data.train), len(data.validation), len(data.test)) == (300, 300, 300)
+    for part, days in (
+        (data.train, window.train_days),
+        (data.validation, window.validation_days),
+        (data.test, window.test_days),
+    ):
+        assert sorted(part["sched_dep_ts"].dt.strftime("%Y-%m-%d").unique()) == days
+        assert "partition_date" not in part.columns
+
+
+def test_single_class_train_days_fail_naming_the_check(
+    lake: Lake, split_settings: Settings, make_features: Callable[..., pd.DataFrame]
+) -> None:
+    for day in DAYS[:5]:
+        lake.write(FEATURES, day, make_features(day, rows=50, label=0 if day == DAYS[0] else None))
+    window = training.select_window("2013-03-05", lake=lake, settings=split_settings)
+
+    with pytest.raises(
+        DataQualityError, match=r"train_has_both_classes\. The train days 2013-03-01\.\.2013-03-01 hold 50"
+    ):
+        training.load_training_set(window, problem=PROBLEM, lake=lake)
+
+
+def test_training_set_rechecks_the_feature_contract(
+    feature_lake: Lake, split_settings: Settings, make_features: Callable[..., pd.DataFrame]
+) -> None:
+    broken = make_features("2013-03-07", rows=150)
+    broken.loc[0, "dep_hour"] = 31
+    feature_lake.write(FEATURES, "2013-03-07", broken)
+    window = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+
+    with pytest.raises(DataQualityError, match=r"training_set.*dep_hour:less_than_or_equal_to\(23\) \(1 rows\)"):
+        training.load_training_set(window, problem=PROBLEM, lake=feature_lake)
+
+
+# -------------------------------------------------------------------------------- threshold
+def test_choose_threshold_maximises_f1() -> None:
+    # cut-off 0.1 -> F1 0.67; 0.35 -> 0.80 (2 TP, 1 FP); 0.4 -> 0.50; 0.8 -> 0.67
+    y = np.array([0, 0, 1, 1])
+    proba = np.array([0.1, 0.4, 0.35, 0.8])
+
+    assert training.choose_threshold(y, proba) == 0.35
+
+
+def test_choose_threshold_breaks_ties_towards_the_highest_cut_off() -> None:
+    # cut-off 0.2 -> P 2/4, R 1 -> F1 0.667; 0.6 -> P 1/1, R 1/2 -> F1 0.667; 0.3 and 0.4 lower
+    y = np.array([1, 0, 0, 1])
+    proba = np.array([0.6, 0.4, 0.3, 0.2])
+
+    assert training.choose_threshold(y, proba) == 0.6
+
+
+# ---------------------------------------------------------------------------------- metrics
+def test_evaluate_a_perfect_classifier() -> None:
+    y = np.array([0, 1, 0, 1, 1, 0])
+    proba = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
+
+    metrics = training.evaluate(y, proba, threshold=0.5)
+
+    for name in ("roc_auc", "pr_auc", "f1", "precision", "recall"):
+        assert metrics[name] == 1.0, name
+    assert metrics["brier"] == 0.0
+    assert metrics["log_loss"] < 1e-6
+    assert metrics["positive_rate"] == 0.5
+    assert metrics["rows"] == 6.0
+
+
+def test_evaluate_a_random_classifier() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 4000)
+    proba = rng.uniform(0, 1, 4000)
+
+    metrics = training.evaluate(y, proba, threshold=0.5)
+
+    assert metrics["roc_auc"] == pytest.approx(0.5, abs=0.03)
+    assert metrics["pr_auc"] == pytest.approx(y.mean(), abs=0.03)
+    assert metrics["brier"] == pytest.approx(1 / 3, abs=0.02)
+    assert metrics["recall"] == pytest.approx(0.5, abs=0.03)
+    assert all(isinstance(value, float) for value in metrics.values())
+
+
+def test_evaluate_counts_a_probability_at_the_threshold_as_positive() -> None:
+    metrics = training.evaluate(np.array([0, 1]), np.array([0.2, 0.5]), threshold=0.5)
+
+    assert metrics["precision"] == metrics["recall"] == 1.0
+
+
+# ------------------------------------------------------------------------------- candidates
+@pytest.fixture(scope="module")
+def training_set(make_features: Callable[..., pd.DataFrame]) -> training.TrainingSet:
+    def days(*names: str) -> pd.DataFrame:
+        return pd.concat([make_features(day, rows=250) for day in names], ignore_index=True)
+
+    return training.TrainingSet(
+        train=days("2013-03-01", "2013-03-02", "2013-03-03"),
+        validation=days("2013-03-04"),
+        test=days("2013-03-05"),
+    )
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """OpenMP spin-waits make multi-threaded fits slow on a busy 2-CPU machine; results do not depend on it."""
+    with threadpool_limits(limits=1):
+        yield
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("name", ["hist_gradient_boosting", "random_forest"])
+def test_fit_candidate_is_reproducible_with_the_same_seed(name: str, training_set: training.TrainingSet) -> None:
+    first = training.fit_candidate(name, training_set, problem=PROBLEM, seed=7)
+    second = training.fit_candidate(name, training_set, problem=PROBLEM, seed=7)
+
+    assert first.validation == second.validation
+    assert first.test == second.test
+    assert first.threshold == second.threshold
+    features = training_set.test[PROBLEM.feature_columns]
+    np.testing.assert_array_equal(first.pipeline.predict_proba(features), second.pipeline.predict_proba(features))
+    assert first.test["roc_auc"] > 0.75, "the synthetic label is learnable"
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_baseline_candidate_ranks_at_chance(training_set: training.TrainingSet) -> None:
+    fitted = training.fit_candidate("baseline", training_set, problem=PROBLEM, seed=7)
+
+    assert fitted.test["roc_auc"] == 0.5
+    assert fitted.validation["roc_auc"] == 0.5
+
+
+def test_unknown_candidate_names_the_known_ones() -> None:
+    with pytest.raises(KeyError, match=r"unknown candidate 'xgboost'; known: \['baseline', 'hist_gradient_boosting'"):
+        training.build_candidate("xgboost", PROBLEM, seed=0)
+
+
+def test_every_candidate_is_buildable() -> None:
+    assert set(training.CANDIDATES) == {"baseline", "logistic_regression", "hist_gradient_boosting", "random_forest"}
+    for name in training.CANDIDATES:
+        assert training.build_candidate(name, PROBLEM, seed=1).steps[-1][0] == "model"
+
+
+def test_rank_candidates_by_validation_auc_then_name() -> None:
+    results = [
+        {"name": "b", "validation": {"roc_auc": 0.7}},
+        {"name": "c", "validation": {"roc_auc": 0.8}},
+        {"name": "a", "validation": {"roc_auc": 0.7}},
+    ]
+
+    assert [r["name"] for r in training.rank_candidates(results)] == ["c", "a", "b"]
