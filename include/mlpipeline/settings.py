@@ -5,24 +5,57 @@ for example ``MLP_LAKE_URI=s3://my-bucket/lake``. Secrets (the API key, storage 
 come only from the environment or from Airflow connections, never from files in git.
 
 Reading settings is cheap (environment only, no network, no database), so DAG files may call
-:func:`get_settings` at parse time.
+:func:`get_settings` at parse time. That is also why this is a plain pydantic model with a small
+environment loader rather than pydantic-settings: importing pydantic-settings costs about 200 ms,
+ten times the parse time of a DAG file, and the dag-processor pays it on every parse.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import os
+import types
+import typing
 from pathlib import Path
+from typing import Any, ClassVar
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-class Settings(BaseSettings):
-    """Pipeline settings; see the field descriptions (also rendered by ``python -m include.mlpipeline.settings``)."""
+def _from_env_text(raw: str, annotation: Any) -> Any:
+    """An environment string as a field value: JSON for dict and list fields, else the text itself
+    (pydantic turns "35" into 35, "true" into True, and so on)."""
+    kinds = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    if any(typing.get_origin(kind) in {dict, list} or kind in {dict, list} for kind in kinds):
+        return json.loads(raw)
+    return raw
 
-    model_config = SettingsConfigDict(env_prefix="MLP_", extra="ignore", frozen=True)
+
+class EnvSettings(BaseModel):
+    """A settings model whose fields default to ``<env_prefix><FIELD>`` environment variables.
+
+    Precedence: values passed to the constructor, then the environment, then the field defaults.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    env_prefix: ClassVar[str] = "MLP_"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_environment(cls, data: Any) -> Any:
+        values = dict(data) if isinstance(data, dict) else {}
+        for name, field in cls.model_fields.items():
+            raw = os.environ.get(f"{cls.env_prefix}{name}".upper())
+            if name not in values and raw is not None:
+                values[name] = _from_env_text(raw, field.annotation)
+        return values
+
+
+class Settings(EnvSettings):
+    """Pipeline settings; see the field descriptions (also rendered by ``python -m include.mlpipeline.settings``)."""
 
     # What problem the generic machinery runs
     problem: str = Field(
