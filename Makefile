@@ -8,7 +8,7 @@ STAMP := $(VENV)/.synced-$(shell sha1sum $(LOCK) 2>/dev/null | cut -c1-12)
 export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run test test-fast test-e2e lint format lock clean
+.PHONY: help venv run airflow test test-fast test-e2e lint format lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ $(STAMP): $(LOCK)
 
 run: venv  ## Start Airflow, MLflow and the API locally and run the chain to a served model
 	$(BIN)/python scripts/run_stack.py
+
+airflow: venv  ## The Airflow CLI against the make-run stack, e.g. make airflow ARGS="dags list"
+	$(BIN)/python scripts/stack.py $(ARGS)
 
 test: venv  ## Run the whole test suite: fast tests first, then the real end-to-end runs
 	$(BIN)/ruff check .

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from stack import PIPELINE_DAGS, ROOT, ChainMonitor, Stack, StackConfig
+from stack import PIPELINE_DAGS, ROOT, ChainMonitor, Stack, local_config
 
 STATE = ROOT / ".local"
 SYMBOL = {"success": "done", "failed": "FAILED", "running": "running", "queued": "queued"}
@@ -82,7 +82,7 @@ def _interrupt(signum: int, frame: object) -> None:
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     started = time.monotonic()
-    config = StackConfig(state_dir=STATE, lake_uri=f"file://{ROOT}/data/lake")
+    config = local_config()
     stack = Stack(config)
     for signum in (signal.SIGINT, signal.SIGTERM):  # explicit: a background start may ignore SIGINT
         signal.signal(signum, _interrupt)

@@ -457,3 +457,13 @@ class ChainMonitor:
                 return self.wait_for_run(dag_id, runs[0]["dag_run_id"], timeout=max(1.0, deadline - time.monotonic()))
             time.sleep(2)
         raise TimeoutError(f"no {dag_id} run within {timeout:.0f}s")
+
+
+def local_config() -> StackConfig:
+    """The configuration `make run` uses: state in .local/, the lake in data/lake, default ports."""
+    return StackConfig(state_dir=ROOT / ".local", lake_uri=f"file://{ROOT}/data/lake")
+
+
+if __name__ == "__main__":  # `make airflow ARGS="..."`: the Airflow CLI against the make-run stack
+    stack = Stack(local_config())
+    os.execve(stack._bin("airflow"), ["airflow", *sys.argv[1:]], stack.airflow_env())  # noqa: S606
