@@ -34,11 +34,18 @@ ENV AIRFLOW__CORE__XCOM_BACKEND=airflow.providers.common.io.xcom.backend.XComObj
 # volume. On a Deployment set MLP_LAKE_URI=s3://bucket/lake (or gs://...) in its environment.
 ENV MLP_LAKE_URI=file:///usr/local/airflow/data/lake
 
+# DVC: the workspace that stages partitions, and the remote that keeps every version (a folder on
+# the shared volume here; s3://... or gs://... on a Deployment).
+ENV MLP_DVC_WORKDIR=/usr/local/airflow/data/dvc-work \
+    MLP_DVC_REMOTE_URL=/usr/local/airflow/data/dvc-remote \
+    DVC_NO_ANALYTICS=1
+
 # The data folder must exist, owned by the `astro` user the Airflow containers run as: when an
 # empty named volume is first mounted on it, Docker copies this folder (and its ownership) into the
 # volume, so tasks can write the lake and XCom files. data/ itself is kept out of the build context.
 USER root
-RUN mkdir -p /usr/local/airflow/data/lake /usr/local/airflow/data/xcom \
+RUN mkdir -p /usr/local/airflow/data/lake /usr/local/airflow/data/xcom /usr/local/airflow/data/dvc-work \
+        /usr/local/airflow/data/dvc-remote \
     && chown -R astro /usr/local/airflow/data
 USER astro
 

@@ -8,7 +8,7 @@ STAMP := $(VENV)/.synced-$(shell sha1sum $(LOCK) 2>/dev/null | cut -c1-12)
 export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run airflow test test-fast test-e2e lint format lock clean
+.PHONY: help venv run airflow repro test test-fast test-e2e lint format lock clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ test-fast: venv  ## Only the fast tests (no Airflow/MLflow servers)
 
 test-e2e: venv  ## Only the end-to-end runs
 	$(BIN)/pytest -m e2e
+
+repro: venv  ## Rebuild raw, clean and feature partitions for params.yaml's days with DVC (no Airflow)
+	PATH="$(CURDIR)/$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/dvc repro
 
 lint: venv  ## ruff
 	$(BIN)/ruff check .

@@ -87,7 +87,7 @@ def etl():
     def publish(summaries: list[list[dict]]) -> dict:
         from include.mlpipeline import etl as steps
 
-        extra = steps.summarize_partitions(summaries)
+        extra = steps.publish_summary(steps.CLEAN, summaries)
         if not extra["partitions"]:
             raise AirflowSkipException(f"no new partitions (days without data: {extra['no_data']})")
         return emit(CLEAN_DATA, extra)

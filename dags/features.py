@@ -70,7 +70,7 @@ def features():
     def publish(summaries: list[list[dict]]) -> dict:
         from include.mlpipeline import etl as steps
 
-        extra = steps.summarize_partitions(summaries)
+        extra = steps.publish_summary(steps.FEATURES, summaries)
         return emit(FEATURE_DATA, extra)
 
     publish(build.expand(days=partitions_to_build()))

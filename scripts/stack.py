@@ -56,6 +56,7 @@ class StackConfig:
     api_port: int = 8000
     worker_log_port: int = 8793
     trigger_log_port: int = 8794
+    dvc_remote_url: str | None = None  # default: a folder in the state folder
     airflow_db_url: str | None = None  # default: SQLite in the state folder
     mlflow_backend_uri: str | None = None  # default: SQLite in the state folder
     executor: str = "LocalExecutor"
@@ -155,6 +156,8 @@ class Stack:
             "MLFLOW_TRACKING_URI": cfg.mlflow_url,
             "MLP_API_URL": cfg.api_url,
             "MLP_API_KEY": self.secrets["api_key"],
+            "MLP_DVC_WORKDIR": str(cfg.state_dir / "dvc"),
+            "MLP_DVC_REMOTE_URL": cfg.dvc_remote_url or str(cfg.state_dir / "dvc-remote"),
             "GIT_PYTHON_REFRESH": "quiet",
         }
 
@@ -461,7 +464,9 @@ class ChainMonitor:
 
 def local_config() -> StackConfig:
     """The configuration `make run` uses: state in .local/, the lake in data/lake, default ports."""
-    return StackConfig(state_dir=ROOT / ".local", lake_uri=f"file://{ROOT}/data/lake")
+    return StackConfig(
+        state_dir=ROOT / ".local", lake_uri=f"file://{ROOT}/data/lake", dvc_remote_url=str(ROOT / "data" / "dvc-remote")
+    )
 
 
 if __name__ == "__main__":  # `make airflow ARGS="..."`: the Airflow CLI against the make-run stack

@@ -18,5 +18,7 @@ os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(Path(__file__).resolve().parents[1] / "dags")
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_SESSION_DIR}/airflow/airflow.db"
 os.environ["MLP_LAKE_URI"] = f"file://{_SESSION_DIR}/lake"
+os.environ["MLP_DVC_WORKDIR"] = str(_SESSION_DIR / "dvc")
+os.environ["MLP_DVC_REMOTE_URL"] = str(_SESSION_DIR / "dvc-remote")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 (_SESSION_DIR / "airflow").mkdir(parents=True, exist_ok=True)

@@ -220,6 +220,21 @@ def build_feature_partitions(days: Sequence[str | dt.date]) -> list[dict[str, An
     return _for_each_day(build_feature_partition, days)
 
 
+def publish_summary(dataset: str, summaries: Iterable[dict[str, Any] | list[dict[str, Any]]]) -> dict[str, Any]:
+    """The asset event extra of a publishing task: :func:`summarize_partitions`, plus the DVC versions.
+
+    The published partitions are pushed to the DVC remote first (see versioning.py); the extra then
+    carries each partition's md5 and one ``data_version`` for the set.
+    """
+    from include.mlpipeline.versioning import version_partitions, window_version
+
+    extra = summarize_partitions(summaries)
+    md5s = version_partitions(dataset, extra["partitions"])
+    extra["dvc_md5"] = md5s
+    extra["data_version"] = window_version(md5s) if md5s else None
+    return extra
+
+
 def summarize_partitions(summaries: Iterable[dict[str, Any] | list[dict[str, Any]]]) -> dict[str, Any]:
     """Fold per-day summaries (or lists of them, one per chunk) into one asset event extra."""
     flat = [item for s in summaries if s for item in (s if isinstance(s, list) else [s])]

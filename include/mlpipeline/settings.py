@@ -96,6 +96,21 @@ class Settings(EnvSettings):
         description="Largest share of rows a quality gate may quarantine before it fails the partition.",
     )
 
+    # Data versions (DVC)
+    dvc_enabled: bool = Field(True, description="Push every published clean and feature partition to the DVC remote.")
+    dvc_workdir: str = Field(
+        str(PROJECT_ROOT / ".local" / "dvc"),
+        description="Local DVC workspace (a DVC repository without git) used to stage and push partitions.",
+    )
+    dvc_remote_url: str = Field(
+        str(PROJECT_ROOT / "data" / "dvc-remote"),
+        description="DVC remote holding every partition version: a local folder, s3://... or gs://...",
+    )
+    dvc_remote_options: dict = Field(
+        default_factory=dict,
+        description='Extra DVC remote options as JSON, e.g. {"endpointurl": "http://minio:9000"} for S3.',
+    )
+
     # Training
     train_window_days: int = Field(60, ge=3, description="Feature partitions (days) in the training window.")
     validation_days: int = Field(

@@ -12,12 +12,11 @@ stored with the model.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
 import os
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,6 +45,7 @@ from include.mlpipeline.lake import PARTITION_COLUMN, Lake, as_day
 from include.mlpipeline.problem import ProblemSpec, load_problem
 from include.mlpipeline.quality import DataQualityError, apply_gate
 from include.mlpipeline.settings import PROJECT_ROOT, Settings, get_settings
+from include.mlpipeline.versioning import window_version
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,7 @@ class TrainingWindow:
     test_days: list[str]
     data_version: str
     content_hashes: dict[str, str]
+    md5s: dict[str, str] = field(default_factory=dict)
 
     @property
     def days(self) -> list[str]:
@@ -73,12 +74,6 @@ class TrainingWindow:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingWindow:
         return cls(**data)
-
-
-def data_version(content_hashes: dict[str, str]) -> str:
-    """One version id for a set of partitions: a hash of their days and content hashes."""
-    lines = "\n".join(f"{day}:{digest}" for day, digest in sorted(content_hashes.items()))
-    return hashlib.sha256(lines.encode()).hexdigest()[:16]
 
 
 def select_window(
@@ -113,11 +108,13 @@ def select_window(
     test = iso[-settings.test_days :]
     validation = iso[-(settings.test_days + settings.validation_days) : -settings.test_days]
     train = iso[: -(settings.test_days + settings.validation_days)]
-    hashes = {}
+    hashes, md5s = {}, {}
     for day in days:
         manifest = lake.manifest(FEATURES, day) or {}
         hashes[day.isoformat()] = manifest.get("content_hash", "")
-    window = TrainingWindow(train, validation, test, data_version(hashes), hashes)
+        md5s[day.isoformat()] = manifest.get("md5", "")
+    # The data version is built from the files' md5s: the DVC addresses the bytes can be restored by.
+    window = TrainingWindow(train, validation, test, window_version(md5s), hashes, md5s)
     log.info(
         "window %s..%s: %d train, %d validation, %d test days; data version %s",
         iso[0],

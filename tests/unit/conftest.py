@@ -29,7 +29,7 @@ RAW_SCHEMAS = {
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No test reads the developer's MLP_* environment or touches the project's data/lake.
+    """No test reads the developer's MLP_* environment or touches the project's data/ or .local/.
 
     ``get_settings`` and ``source_settings`` are cached per process: cleared before and after each test.
     """
@@ -37,6 +37,8 @@ def _isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
         if name.startswith("MLP_") and name != "MLP_FLIGHTS_DATA_DIR":
             monkeypatch.delenv(name)
     monkeypatch.setenv("MLP_LAKE_URI", f"file://{tmp_path}/default-lake")
+    monkeypatch.setenv("MLP_DVC_WORKDIR", str(tmp_path / "dvc-work"))
+    monkeypatch.setenv("MLP_DVC_REMOTE_URL", str(tmp_path / "dvc-remote"))
     get_settings.cache_clear()
     sources.source_settings.cache_clear()
     yield

@@ -13,6 +13,7 @@ from threadpoolctl import threadpool_limits
 
 from include.flight_delay import PROBLEM
 from include.mlpipeline import training
+from include.mlpipeline.versioning import window_version
 from include.mlpipeline.etl import FEATURES
 from include.mlpipeline.lake import Lake
 from include.mlpipeline.quality import DataQualityError
@@ -58,7 +59,8 @@ def test_select_window_records_the_data_version(feature_lake: Lake, split_settin
     window = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
 
     assert window.content_hashes == {day: feature_lake.manifest(FEATURES, day)["content_hash"] for day in window.days}
-    assert window.data_version == training.data_version(window.content_hashes)
+    assert window.md5s == {day: feature_lake.manifest(FEATURES, day)["md5"] for day in window.days}
+    assert window.data_version == window_version(window.md5s)
     assert training.select_window("2013-03-08", lake=feature_lake, settings=split_settings) == window
     assert training.TrainingWindow.from_dict(window.to_dict()) == window
 
