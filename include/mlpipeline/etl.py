@@ -105,11 +105,24 @@ def extract_source(
     problem: ProblemSpec | None = None,
     lake: Lake | None = None,
     settings: Settings | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Extract one source for the given days, gate it against its raw contract, write ``raw/<source>``.
 
     A day the source has no data for is recorded as an empty partition marked ``no_data``, so later
-    steps skip it instead of failing.
+    steps skip it instead of failing. Every day is extracted before any is written, so a source that
+    raises (an unreadable file, say) leaves the lake as it was.
+
+    Args:
+        source_name: Name of one of the problem's sources.
+        days: Days to extract.
+        problem: The problem (default: settings.problem).
+        lake: The data lake (default: from settings).
+        settings: Pipeline settings (default: from the environment).
+        storage_options: fsspec options for the source's files, typically credentials the orchestrator
+            resolved from a connection at run time. Passed to ``source.extract`` as the keyword
+            ``storage_options`` when given; a source whose extract takes no such keyword is called
+            without them (with a warning).
 
     Returns:
         ``{"source": name, "days": {iso_day: summary}}``.
@@ -119,8 +132,19 @@ def extract_source(
     settings = settings or get_settings()
     source = problem.source(source_name)
     day_list = _days(days)
+    if storage_options is None:
+        extracted = source.extract(day_list)
+    else:
+        import inspect
+
+        parameters = inspect.signature(source.extract).parameters.values()
+        if any(p.name == "storage_options" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            extracted = source.extract(day_list, storage_options=storage_options)
+        else:  # a source that reads no files (an API, a package) has no use for them
+            log.warning("source %s takes no storage_options; extracting without them", source.name)
+            extracted = source.extract(day_list)
     summaries: dict[str, Any] = {}
-    for day, frame in source.extract(day_list).items():
+    for day, frame in extracted.items():
         dataset = raw_dataset(source.name)
         if frame is None:
             lake.write(dataset, day, pd.DataFrame(), meta={"no_data": True})

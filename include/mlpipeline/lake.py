@@ -18,6 +18,7 @@ place (a rename on local disks, a single-object PUT on object stores; both are a
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
@@ -93,9 +94,15 @@ class Lake:
 
     @classmethod
     def from_settings(cls) -> Lake:
+        """The lake of ``MLP_LAKE_URI``; with ``MLP_LAKE_CONN_ID``, credentials from that Airflow connection."""
         from include.mlpipeline.settings import get_settings
 
         settings = get_settings()
+        if settings.lake_conn_id:
+            from include.mlpipeline.sources import merge_storage_options
+
+            options = merge_storage_options(settings.lake_storage_options, _connection_options(settings.lake_conn_id))
+            return cls(settings.lake_uri, options)
         return cls(settings.lake_uri, settings.lake_storage_options)
 
     # paths -----------------------------------------------------------------------------------
@@ -229,6 +236,19 @@ class Lake:
                 continue
             if name in superseded or now - _modified_ts(entry, default=now) > ORPHAN_GRACE_S:
                 self.fs.rm(entry["name"])
+
+
+@functools.cache
+def _connection_options(conn_id: str) -> dict[str, Any]:
+    """Storage options from an Airflow connection, looked up once per process (needs Airflow)."""
+    try:
+        from include.mlpipeline.orchestration.storage import storage_options_from_connection
+    except ImportError as error:  # e.g. the API image without Airflow
+        raise RuntimeError(
+            f"MLP_LAKE_CONN_ID={conn_id} needs Airflow to resolve the connection; outside Airflow give the "
+            "credentials through MLP_LAKE_STORAGE_OPTIONS or the storage provider's environment variables"
+        ) from error
+    return storage_options_from_connection(conn_id)
 
 
 def _modified_ts(entry: dict[str, Any], default: float) -> float:

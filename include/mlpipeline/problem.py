@@ -29,7 +29,10 @@ class Source:
         name: Table name; also the folder under ``raw/`` in the lake.
         extract: ``extract(days) -> {day: frame or None}``. ``None`` means the source has no data
             for that day (a legitimate gap, logged and skipped); an empty frame means data was expected
-            but none came, which the quality gate treats as a failure.
+            but none came, which the quality gate treats as a failure. An extract may also accept the
+            keyword ``storage_options`` (credentials the orchestrator resolved from a connection). It
+            should raise DataQualityError for unreadable data (not retried) and let I/O errors through
+            (retried).
         schema: pandera model the raw extract must satisfy (structure: columns and types).
         partitioned: True if each day has its own slice (facts); False for reference tables, which are
             snapshotted with every partition so a rerun sees the same reference data.
@@ -65,6 +68,8 @@ class ProblemSpec:
         canary_records: ``() -> list of request dicts`` used by deploy to smoke-test the live API.
         request_key: JSON key of the list of records in a /predict body (``{"<key>": [...]}``).
         positive_label / negative_label: Human names of the two classes in API answers.
+        extra: Optional hooks. ``extra["source_conn_id"]``: the Airflow connection id (or a callable
+            returning it, evaluated when the extract task runs) whose credentials the sources use.
     """
 
     name: str

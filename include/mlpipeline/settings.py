@@ -80,6 +80,11 @@ class Settings(EnvSettings):
         description='fsspec storage options for the lake as JSON, e.g. {"endpoint_url": "http://..."}. '
         "Keep credentials out of here: use the provider's environment variables or an Airflow connection.",
     )
+    lake_conn_id: str | None = Field(
+        None,
+        description="Airflow connection (aws or google_cloud_platform) whose credentials the lake uses; "
+        "resolved when a task runs, merged over lake_storage_options.",
+    )
     bootstrap_days: int = Field(
         35,
         ge=0,
