@@ -87,7 +87,9 @@ def smoke_test(version: str, settings: Settings | None = None) -> dict[str, Any]
     settings = settings or get_settings()
     problem = load_problem()
     records = problem.canary_records()
-    with httpx.Client(base_url=settings.api_url, headers=_headers(settings), timeout=60) as client:
+    # The champion answers every canary (even with A/B testing on), so its answers can be compared.
+    headers = {**_headers(settings), "X-Model-Variant": "champion"}
+    with httpx.Client(base_url=settings.api_url, headers=headers, timeout=60) as client:
         response = client.post("/predict", json={problem.request_key: records})
     if response.status_code != 200:
         raise DeployError(f"canary request failed: HTTP {response.status_code}: {response.text[:500]}")

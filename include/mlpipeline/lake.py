@@ -218,6 +218,40 @@ class Lake:
         log.info("committed %s/date=%s: %d rows, hash %s", dataset, day, info.rows, info.content_hash[:12])
         return info
 
+    # append-only datasets (logs) ---------------------------------------------------------------
+    def append(self, dataset: str, day: dt.date | str, frame: pd.DataFrame) -> str:
+        """Add ``frame`` as a new immutable file to an append-only dataset (no manifest: every file counts).
+
+        The file is written under a hidden name and renamed into place, so a reader never sees half of it.
+
+        Returns:
+            The new file's URI.
+        """
+        day = as_day(day)
+        base = self.partition_path(dataset, day)
+        self.fs.makedirs(base, exist_ok=True)
+        name = f"part-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
+        staged = f"{base}/.{name}.tmp"
+        with self.fs.open(staged, "wb") as handle:
+            frame.to_parquet(handle, index=False)
+        self.fs.mv(staged, f"{base}/{name}")
+        return self.uri(f"{base}/{name}")
+
+    def read_appended(self, dataset: str, days: Iterable[dt.date | str]) -> pd.DataFrame:
+        """Every file of an append-only dataset for ``days`` (empty frame if there are none)."""
+        frames = []
+        for day in sorted({as_day(d) for d in days}):
+            base = self.partition_path(dataset, day)
+            try:
+                names = sorted(self.fs.ls(base, detail=False))
+            except FileNotFoundError:
+                continue
+            for path in names:
+                if path.rsplit("/", 1)[-1].startswith("part-") and path.endswith(".parquet"):
+                    with self.fs.open(path, "rb") as handle:
+                        frames.append(pd.read_parquet(handle))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
     def delete(self, dataset: str, day: dt.date | str) -> None:
         path = self.partition_path(dataset, day)
         if self.fs.exists(path):

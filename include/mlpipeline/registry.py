@@ -145,6 +145,9 @@ def register_best(results: list[dict[str, Any]], window: dict[str, Any], parent_
     client.set_model_version_tag(
         name, version, "promotion_decision", "promote" if decision.promote else "keep_champion"
     )
+    # The A/B test may promote a version later, but only one that passed the floor at registration.
+    passed_floor = decision.challenger_score >= decision.baseline_score + settings.min_gain_over_baseline
+    client.set_model_version_tag(name, version, "floor_passed", str(passed_floor).lower())
     with mlflow.start_run(run_id=parent_run_id):
         mlflow.set_tags(
             {

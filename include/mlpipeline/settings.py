@@ -158,11 +158,51 @@ class Settings(EnvSettings):
     api_registry_timeout_s: float = Field(
         15.0, gt=0, description="Timeout of one registry call from the API (it retries on its own schedule)."
     )
+    # A/B testing and the prediction log
+    ab_challenger_share: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of traffic the API sends to the challenger alias (sticky per record key); 0 = off.",
+    )
+    prediction_log_enabled: bool = Field(
+        True, description="Log every prediction (variant, version, features, probability) to the lake."
+    )
+    prediction_log_flush_s: float = Field(5.0, gt=0, description="Longest time a logged prediction waits in memory.")
+    ab_lookback_days: int = Field(14, ge=1, description="Days of logged predictions an A/B evaluation looks at.")
+    ab_min_samples: int = Field(
+        300, ge=10, description="Predictions with known outcomes each variant needs before the A/B test decides."
+    )
+    ab_alpha: float = Field(
+        0.05, gt=0, lt=1, description="Significance level of the A/B test (one-sided Welch t-test on log loss)."
+    )
     deploy_timeout_s: float = Field(120.0, gt=0, description="How long deploy waits for the API to serve a version.")
+
+    # Alerts (Slack) and error tracking (Sentry)
+    slack_conn_id: str | None = Field(
+        "slack_default",
+        description="Airflow connection (type slackwebhook, the webhook URL as password) that failure, "
+        "quality-gate, promotion and drift alerts go to; empty or 'none' turns Slack alerts off. Without "
+        "that connection alerts are skipped (logged once per process).",
+    )
+    alert_timeout_s: float = Field(
+        5.0, gt=0, le=30, description="Longest time one Slack alert may take; an outage never delays the pipeline more."
+    )
+    sentry_dsn: SecretStr | None = Field(
+        None,
+        description="Sentry DSN: errors of the prediction API, and (through scripts/stack.py) of Airflow tasks, "
+        "go there. Unset: no Sentry.",
+    )
+    sentry_environment: str = Field("local", description="Sentry environment tag (e.g. local, staging, production).")
 
     @field_validator("etl_schedule")
     @classmethod
     def _none_schedule(cls, value: str | None) -> str | None:
+        return None if value is None or value.strip().lower() in {"", "none", "null"} else value.strip()
+
+    @field_validator("slack_conn_id")
+    @classmethod
+    def _none_conn_id(cls, value: str | None) -> str | None:
         return None if value is None or value.strip().lower() in {"", "none", "null"} else value.strip()
 
     @field_validator("lake_uri", "mlflow_tracking_uri", "api_url")
@@ -173,6 +213,10 @@ class Settings(EnvSettings):
     @property
     def api_key_value(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key else None
+
+    @property
+    def sentry_dsn_value(self) -> str | None:
+        return self.sentry_dsn.get_secret_value() if self.sentry_dsn else None
 
 
 @functools.cache

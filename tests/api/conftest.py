@@ -1,8 +1,8 @@
 """A real MLflow server with a real registered model, for the API tests.
 
-Once per module that asks for it: start ``mlflow server`` (SQLite, temporary folder), build a small
-lake from the replay (12 days), train two cheap candidates with the pipeline's own code, register
-the best and make it champion. The environment changes are undone afterwards, so tests running
+Once for all API tests: start ``mlflow server`` (SQLite, temporary folder), build a small lake
+from the replay (12 days), train two cheap candidates with the pipeline's own code, register the
+best and make it champion. The environment changes are undone afterwards, so tests running
 later in the session see the defaults again.
 """
 
@@ -41,7 +41,7 @@ class RegisteredModel:
         return Settings(**values)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("mlflow")
     port = free_port()
@@ -61,7 +61,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         log.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def registered_model(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]:
     from include.mlpipeline import deploy, etl, registry, tracking, training
     from include.mlpipeline.problem import load_problem
@@ -99,7 +99,7 @@ def registered_model(mlflow_server: str, tmp_path_factory: pytest.TempPathFactor
         get_settings.cache_clear()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def problem():
     from include.mlpipeline.problem import load_problem
 

@@ -166,8 +166,8 @@ def test_metrics_exposed(client, flights, registered_model):
     predict(client, flights[:2])
     text = client.get("/metrics").text
     assert 'mlp_api_requests_total{path="/predict",status="200"}' in text
-    assert f'mlp_api_model_served{{model_version="{registered_model.version}"}} 1.0' in text
-    assert "mlp_api_predictions_total" in text
+    assert f'mlp_api_model_served{{model_version="{registered_model.version}",variant="champion"}} 1.0' in text
+    assert 'variant="champion"' in text and "mlp_api_predictions_total" in text
 
 
 def test_registry_unreachable_at_start(flights):

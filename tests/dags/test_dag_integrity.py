@@ -17,6 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 PIPELINE = ("etl", "features", "train", "deploy")
+ALL_DAGS = (*PIPELINE, "traffic_replay", "ab_test")
 HEAVY_MODULES = (
     "pandas",
     "numpy",
@@ -50,10 +51,10 @@ def test_no_import_errors(dagbag):
 
 
 def test_pipeline_dags_present(dagbag):
-    assert set(PIPELINE) <= set(dagbag.dag_ids)
+    assert set(dagbag.dag_ids) == set(ALL_DAGS)
 
 
-@pytest.mark.parametrize("dag_id", PIPELINE)
+@pytest.mark.parametrize("dag_id", ALL_DAGS)
 def test_house_rules(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert dag.tags, "every DAG needs tags"
@@ -73,7 +74,13 @@ def test_house_rules(dagbag, dag_id):
 
 @pytest.mark.parametrize(
     ("consumer", "asset_name"),
-    [("features", "clean_data"), ("train", "feature_data"), ("deploy", "approved_model")],
+    [
+        ("features", "clean_data"),
+        ("train", "feature_data"),
+        ("deploy", "approved_model"),
+        ("traffic_replay", "clean_data"),
+        ("ab_test", "feature_data"),
+    ],
 )
 def test_dags_chained_by_assets(dagbag, consumer, asset_name):
     assert asset_name in _asset_names(dagbag.dags[consumer].timetable.asset_condition)
@@ -93,6 +100,7 @@ def _asset_names(condition) -> set[str]:
         ("features", "publish", "feature_data"),
         ("train", "approve", "approved_model"),
         ("deploy", "verify_live_service", "served_model"),
+        ("ab_test", "approve_challenger", "approved_model"),
     ],
 )
 def test_each_asset_emitted_by_one_final_task(dagbag, producer, task_id, asset_name):

@@ -22,16 +22,28 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Security
+import numpy as np
+import pandas as pd
+from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Security
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, create_model
 
+from include.mlpipeline.lake import Lake
 from include.mlpipeline.problem import ProblemSpec, load_problem
 from include.mlpipeline.serving.metrics import ServingMetrics
 from include.mlpipeline.serving.model_store import ModelStore
+from include.mlpipeline.serving.prediction_log import (
+    CHALLENGER,
+    CHAMPION,
+    FEEDBACK,
+    PredictionLog,
+    assign_variants,
+    features_hash,
+    now_utc,
+)
 from include.mlpipeline.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -42,16 +54,27 @@ API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="R
 class Prediction(BaseModel):
     id: str = Field(description="Key of the record (built from its fields).")
     probability: float = Field(ge=0, le=1, description="Predicted probability of the positive class.")
-    label: str = Field(description="Class name at the model's threshold.")
+    label: str = Field(description="Class name at the threshold of the model that answered.")
     positive: bool = Field(description="probability >= threshold.")
+    variant: Literal["champion", "challenger"] = Field(description="A/B variant that answered this record.")
+    model_version: str = Field(description="Registered model version that computed this record's answer.")
 
 
 class PredictResponse(BaseModel):
     request_id: str
     model_name: str
-    model_version: str
-    threshold: float
+    model_version: str = Field(description="The champion's version (with A/B testing on, see each prediction).")
+    threshold: float = Field(description="The champion's decision threshold.")
     predictions: list[Prediction]
+
+
+class Outcome(BaseModel):
+    id: str = Field(min_length=1, max_length=200, description="Key of a predicted record (the prediction's id).")
+    outcome: Literal[0, 1] = Field(description="What happened: 1 for the positive class.")
+
+
+class FeedbackRequest(BaseModel):
+    outcomes: list[Outcome] = Field(min_length=1, max_length=10_000)
 
 
 class BodySizeLimit:
@@ -138,12 +161,19 @@ def create_app(settings: Settings | None = None, problem: ProblemSpec | None = N
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         context = problem.load_serving_context()
         store = ModelStore(settings, problem, context, model_name)
-        app.state.store = store
+        predictions = PredictionLog(
+            lambda: Lake(settings.lake_uri, settings.lake_storage_options),
+            settings.prediction_log_flush_s,
+            enabled=settings.prediction_log_enabled,
+        )
+        app.state.store, app.state.prediction_log = store, predictions
         store.start()
+        predictions.start()
         try:
             yield
         finally:
             store.stop()
+            predictions.stop()
 
     app = FastAPI(
         title=f"{problem.name} prediction API",
@@ -179,36 +209,85 @@ def _api_key_check(settings: Settings) -> Any:
     return require_api_key
 
 
+def log_of(request: Request) -> PredictionLog:
+    return request.app.state.prediction_log
+
+
+LogDep = Annotated[PredictionLog, Depends(log_of)]
+VARIANT_HEADER = "X-Model-Variant"
+
+
 def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: ServingMetrics) -> APIRouter:
     router = APIRouter()
     PredictRequest = _request_model(problem, settings)  # noqa: N806 - a class
+    key_column = problem.key_columns[0]
 
     @router.post("/predict", response_model=PredictResponse, dependencies=[Depends(_api_key_check(settings))])
-    def predict(body: PredictRequest, store: StoreDep) -> PredictResponse:  # type: ignore[valid-type]
-        model = store.current  # one snapshot per request: the answer and its version stay consistent
-        if model is None:
+    def predict(
+        body: PredictRequest,  # type: ignore[valid-type]
+        store: StoreDep,
+        prediction_log: LogDep,
+        variant: Annotated[
+            Literal["champion", "challenger"] | None,
+            Header(alias=VARIANT_HEADER, description="Force a variant (deploy smoke tests; debugging)."),
+        ] = None,
+    ) -> PredictResponse:
+        started = time.perf_counter()
+        champion, challenger = store.current, store.challenger  # one snapshot per request
+        if champion is None:
             raise HTTPException(status_code=503, detail=f"no model loaded yet: {store.last_error or 'loading'}")
+        if variant == CHALLENGER and challenger is None:
+            raise HTTPException(status_code=409, detail="no challenger is being served (A/B testing is off)")
         records = [record.model_dump() for record in getattr(body, problem.request_key)]
         frame = problem.build_features(problem.serving_frame(records, store.context))
-        probabilities = model.predict_proba(frame)
-        key = problem.key_columns[0]
-        predictions = [
-            Prediction(
-                id=str(record_id),
-                probability=float(p),
-                label=problem.positive_label if p >= model.threshold else problem.negative_label,
-                positive=bool(p >= model.threshold),
-            )
-            for record_id, p in zip(frame[key], probabilities, strict=True)
-        ]
-        metrics.observe_predictions(model.version, [p.label for p in predictions])
-        return PredictResponse(
-            request_id=uuid.uuid4().hex,
-            model_name=model.name,
-            model_version=model.version,
-            threshold=model.threshold,
-            predictions=predictions,
+        keys = frame[key_column].astype(str)
+        share = settings.ab_challenger_share if challenger is not None else 0.0
+        variants = np.full(len(frame), variant, dtype=object) if variant else assign_variants(list(keys), share)
+        probabilities = np.empty(len(frame))
+        versions = np.empty(len(frame), dtype=object)
+        thresholds = np.empty(len(frame))
+        for name, model in ((CHAMPION, champion), (CHALLENGER, challenger)):
+            rows = variants == name
+            if rows.any():
+                probabilities[rows] = model.predict_proba(frame.loc[rows])
+                versions[rows], thresholds[rows] = model.version, model.threshold
+        positive = probabilities >= thresholds
+        labels = np.where(positive, problem.positive_label, problem.negative_label)
+        request_id = uuid.uuid4().hex
+        latency_ms = (time.perf_counter() - started) * 1000
+        prediction_log.record(
+            pd.DataFrame(
+                {
+                    "request_id": request_id,
+                    "ts": now_utc(),
+                    "id": keys.to_numpy(),
+                    "variant": variants.astype(str),
+                    "model_version": versions.astype(str),
+                    "features_hash": features_hash(frame[problem.feature_columns]).to_numpy(),
+                    "probability": probabilities,
+                    "label": labels,
+                    "latency_ms": latency_ms,
+                }
+            ).join(frame[problem.feature_columns].reset_index(drop=True).add_prefix("f_"))
         )
+        metrics.observe_predictions(variants, versions, labels)
+        return PredictResponse(
+            request_id=request_id,
+            model_name=champion.name,
+            model_version=champion.version,
+            threshold=champion.threshold,
+            predictions=[
+                Prediction(id=k, probability=float(p), label=lb, positive=bool(pos), variant=v, model_version=mv)
+                for k, p, lb, pos, v, mv in zip(keys, probabilities, labels, positive, variants, versions, strict=True)
+            ],
+        )
+
+    @router.post("/feedback", dependencies=[Depends(_api_key_check(settings))])
+    def feedback(body: FeedbackRequest) -> dict[str, Any]:
+        """Record what actually happened to predicted records; the A/B evaluation joins these."""
+        rows = pd.DataFrame([o.model_dump() for o in body.outcomes]).assign(received_at=now_utc())
+        uri = Lake(settings.lake_uri, settings.lake_storage_options).append(FEEDBACK, rows["received_at"].iloc[0], rows)
+        return {"accepted": len(rows), "stored": uri}
 
     return router
 
@@ -242,6 +321,17 @@ def _operation_routes(settings: Settings, metrics: ServingMetrics) -> APIRouter:
             "last_registry_check": store.last_check,
             "last_registry_error": store.last_error,
             **model.lineage,
+            "ab_challenger_share": settings.ab_challenger_share if store.challenger else 0.0,
+            "challenger": (
+                {
+                    "model_version": store.challenger.version,
+                    "run_id": store.challenger.run_id,
+                    "threshold": store.challenger.threshold,
+                    "data_version": store.challenger.lineage.get("data_version"),
+                }
+                if store.challenger
+                else None
+            ),
         }
 
     @router.post("/admin/reload", dependencies=[Depends(_api_key_check(settings))])
@@ -251,7 +341,9 @@ def _operation_routes(settings: Settings, metrics: ServingMetrics) -> APIRouter:
 
     @router.get("/metrics", response_class=PlainTextResponse)
     def prometheus_metrics(store: StoreDep) -> PlainTextResponse:
-        metrics.set_served(store.current.version if store.current else None)
+        metrics.set_served(
+            store.current.version if store.current else None, store.challenger.version if store.challenger else None
+        )
         return PlainTextResponse(metrics.render(), media_type=metrics.content_type)
 
     return router

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter as CountOf
+from collections.abc import Iterable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -30,12 +31,15 @@ class ServingMetrics:
         )
         self.predictions = Counter(
             "mlp_api_predictions_total",
-            "Predictions by model version and label.",
-            ["model_version", "label"],
+            "Predictions by A/B variant, model version and label.",
+            ["variant", "model_version", "label"],
             registry=self.registry,
         )
         self.served = Gauge(
-            "mlp_api_model_served", "1 for the model version being served.", ["model_version"], registry=self.registry
+            "mlp_api_model_served",
+            "1 for each model version being served, by A/B variant.",
+            ["variant", "model_version"],
+            registry=self.registry,
         )
 
     def observe_request(self, path: str, status: int, seconds: float) -> None:
@@ -43,14 +47,15 @@ class ServingMetrics:
         self.requests.labels(label, str(status)).inc()
         self.latency.labels(label).observe(seconds)
 
-    def observe_predictions(self, version: str, labels: list[str]) -> None:
-        for label, count in CountOf(labels).items():
-            self.predictions.labels(version, label).inc(count)
+    def observe_predictions(self, variants: Iterable[str], versions: Iterable[str], labels: Iterable[str]) -> None:
+        for (variant, version, label), count in CountOf(zip(variants, versions, labels, strict=True)).items():
+            self.predictions.labels(variant, version, label).inc(count)
 
-    def set_served(self, version: str | None) -> None:
+    def set_served(self, champion: str | None, challenger: str | None = None) -> None:
         self.served.clear()
-        if version is not None:
-            self.served.labels(version).set(1)
+        for variant, version in (("champion", champion), ("challenger", challenger)):
+            if version is not None:
+                self.served.labels(variant, version).set(1)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

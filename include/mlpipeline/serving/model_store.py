@@ -1,9 +1,10 @@
-"""The model the API serves, following a registry alias, with hot reload.
+"""The models the API serves, following registry aliases, with hot reload.
 
-The store resolves the alias (``champion``) to a version. When the version changes it loads the
-new model, warms it up on canary rows, and only then swaps it in: one reference assignment, so a
-request in flight keeps the model it started with and every answer names the version that computed
-it. If the registry is unreachable, the store keeps serving what it has and retries later.
+The store resolves the ``champion`` alias (and, when A/B testing is on, the ``challenger`` alias)
+to versions. When a version changes it loads the new model, warms it up on canary rows, and only
+then swaps it in: one reference assignment, so a request in flight keeps the model it started with
+and every answer names the version that computed it. If the registry is unreachable, the store
+keeps serving what it has and retries later.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class ModelStore:
         self.context = context
         self.model_name = model_name
         self.current: LoadedModel | None = None
+        self.challenger: LoadedModel | None = None
         self.last_error: str | None = None
         self.last_check: str | None = None
         self._lock = threading.Lock()
@@ -63,11 +65,15 @@ class ModelStore:
         mlflow.set_tracking_uri(self.settings.mlflow_tracking_uri)
         return MlflowClient(tracking_uri=self.settings.mlflow_tracking_uri)
 
-    def _resolve_alias(self) -> str | None:
+    def _resolve_alias(self, alias: str | None = None) -> str | None:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self._client().get_model_version_by_alias(self.model_name, self.settings.champion_alias).version
+            return (
+                self._client()
+                .get_model_version_by_alias(self.model_name, alias or self.settings.champion_alias)
+                .version
+            )
         except MlflowException as error:
             if error.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"}:
                 return None
@@ -105,8 +111,19 @@ class ModelStore:
         model.predict_proba(features)
 
     # refreshing --------------------------------------------------------------------------------
+    def _fresh(self, version: str | None, *loaded: LoadedModel | None) -> LoadedModel | None:
+        """The model for ``version``: one already loaded if any matches, else loaded and warmed up now."""
+        if version is None:
+            return None
+        for model in loaded:
+            if model is not None and model.version == str(version):
+                return model
+        candidate = self._load(version)
+        self._warm_up(candidate)
+        return candidate
+
     def refresh(self) -> str | None:
-        """Load the alias's version if it changed; returns the served version. Never raises."""
+        """Load the aliases' versions if they changed; returns the champion version. Never raises."""
         with self._lock:
             try:
                 version = self._resolve_alias()
@@ -114,16 +131,23 @@ class ModelStore:
                     self.last_error = (
                         f"registered model {self.model_name!r} has no alias {self.settings.champion_alias!r}"
                     )
-                elif self.current is None or self.current.version != str(version):
-                    candidate = self._load(version)
-                    self._warm_up(candidate)
-                    previous = self.current.version if self.current else None
-                    self.current = candidate  # the swap: atomic for readers
-                    self.last_error = None
-                    log.info("now serving %s version %s (was %s)", self.model_name, version, previous)
                 else:
+                    champion = self._fresh(version, self.current, self.challenger)
+                    challenger = None
+                    if self.settings.ab_challenger_share > 0:
+                        other = self._resolve_alias(self.settings.challenger_alias)
+                        if other is not None and str(other) != str(version):
+                            challenger = self._fresh(other, self.challenger, self.current)
+                    previous = (
+                        self.current.version if self.current else None,
+                        self.challenger.version if self.challenger else None,
+                    )
+                    self.current, self.challenger = champion, challenger  # the swap: atomic for readers
                     self.last_error = None
-            except Exception as error:  # keep serving the loaded model whatever went wrong
+                    now = (champion.version, challenger.version if challenger else None)
+                    if now != previous:
+                        log.info("serving %s: champion %s, challenger %s (was %s)", self.model_name, *now, previous)
+            except Exception as error:  # keep serving the loaded models whatever went wrong
                 self.last_error = f"{type(error).__name__}: {error}"
                 log.warning(
                     "model refresh failed, still serving %s: %s",

@@ -1,0 +1,44 @@
+"""
+### Traffic replay (simulation): newly extracted days sent to the API as live traffic
+
+Scheduled on **clean_data**. In the replay nobody calls the prediction API, so this DAG plays the
+callers: it posts every record of each newly published day to `/predict` (only the fields a
+request may carry, so no outcome leaks in). The API logs the predictions, which the `ab_test` DAG
+and monitoring read. Leave it paused in production, where real callers do this.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow.sdk import dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+from include.mlpipeline.orchestration.assets import CLEAN_DATA
+from include.mlpipeline.orchestration.tasks import default_args, partitions_of
+
+
+@dag(
+    dag_id="traffic_replay",
+    schedule=[CLEAN_DATA],
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(),
+    tags=["ml", "serving", "simulation"],
+    doc_md=__doc__,
+)
+def traffic_replay():
+    @task
+    def send_traffic() -> dict:
+        from include.mlpipeline import traffic
+
+        days = partitions_of(get_current_context()["triggering_asset_events"][CLEAN_DATA])
+        if not days:
+            raise AirflowSkipException("no partitions in the triggering events")
+        return traffic.replay_days(days[-7:])  # the newest week at most: older days are not "live"
+
+    send_traffic()
+
+
+traffic_replay()
