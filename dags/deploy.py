@@ -18,6 +18,7 @@ import datetime as dt
 
 from airflow.sdk import Param, dag, get_current_context, task
 
+from include.mlpipeline.orchestration.alerts import DagFailureAlert, notify_promotion
 from include.mlpipeline.orchestration.assets import APPROVED_MODEL, SERVED_MODEL
 from include.mlpipeline.orchestration.tasks import default_args, emit, events_extra
 
@@ -29,6 +30,7 @@ from include.mlpipeline.orchestration.tasks import default_args, emit, events_ex
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    on_failure_callback=DagFailureAlert(),  # timeouts, deadlocks; failed tasks alert themselves
     params={
         "version": Param(None, type=["null", "string"], description="Version to serve (manual deploy or rollback).")
     },
@@ -61,7 +63,9 @@ def deploy():
             **steps.verify_or_roll_back(promotion["version"], promotion["previous"]),
             "previous": promotion["previous"],
         }
-        return emit(SERVED_MODEL, result)
+        served = emit(SERVED_MODEL, result)
+        notify_promotion(served, get_current_context())  # Slack: old vs new; never fails or delays the deploy
+        return served
 
     verify_live_service(promote(version_to_serve()))
 

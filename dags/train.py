@@ -1,12 +1,13 @@
 """
 ### Train: candidate models in parallel, tracked in MLflow, the best registered and gated
 
-Scheduled on **feature_data**. Selects the last `window_days` feature partitions (default
-`MLP_TRAIN_WINDOW_DAYS`) and splits them by day into train, validation and test. A parent MLflow run
-holds one child run per candidate; candidates (a trivial baseline and several model families) train
-in parallel. The best on validation is registered as a new version with alias `challenger`; it is
-approved for deploy only if it passes the floor (beats the baseline) and beats the current champion
-on the same test days by `MLP_PROMOTION_MIN_GAIN`.
+Scheduled on **feature_data | retrain_requested** (new features, or the monitor found drift; a
+drift retrain uses the shorter `MLP_RETRAIN_WINDOW_DAYS` window). Selects the last `window_days`
+feature partitions (default `MLP_TRAIN_WINDOW_DAYS`) and splits them by day into train, validation
+and test. A parent MLflow run holds one child run per candidate; the candidates (a trivial baseline
+and several model families) train in parallel. The best on validation is registered as a new
+version with alias `challenger`; it is approved for deploy only if it passes the floor (beats the
+baseline) and beats the current champion on the same test days by `MLP_PROMOTION_MIN_GAIN`.
 
 Trigger it by hand with a run conf to retrain on another window or candidate list, e.g.
 `{"window_days": 30, "candidates": ["baseline", "logistic_regression"]}`.
@@ -21,17 +22,25 @@ import datetime as dt
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from include.mlpipeline.orchestration.assets import APPROVED_MODEL, FEATURE_DATA
-from include.mlpipeline.orchestration.tasks import default_args, emit, fail_fast_on_data_errors, partitions_of
+from include.mlpipeline.orchestration.alerts import DagFailureAlert
+from include.mlpipeline.orchestration.assets import APPROVED_MODEL, FEATURE_DATA, RETRAIN_REQUESTED
+from include.mlpipeline.orchestration.tasks import (
+    default_args,
+    emit,
+    events_extra,
+    fail_fast_on_data_errors,
+    partitions_of,
+)
 
 
 @dag(
     dag_id="train",
-    schedule=[FEATURE_DATA],
+    schedule=(FEATURE_DATA | RETRAIN_REQUESTED),
     start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
+    on_failure_callback=DagFailureAlert(),  # timeouts, deadlocks; failed tasks alert themselves
     params={
         "window_days": Param(None, type=["null", "integer"], minimum=3, description="Days in the window."),
         "candidates": Param([], type="array", items={"type": "string"}, description="Candidates (empty: all)."),
@@ -45,9 +54,13 @@ def train():
         from include.mlpipeline import training
 
         context = get_current_context()
-        newest = max(partitions_of(context["triggering_asset_events"][FEATURE_DATA]), default=None)
+        events = context["triggering_asset_events"]
+        newest = max(partitions_of(events[FEATURE_DATA]), default=None)
+        window_days = context["params"].get("window_days")
+        if not window_days and events[RETRAIN_REQUESTED]:  # a drift retrain follows the change: shorter window
+            window_days = events_extra(events[RETRAIN_REQUESTED])[-1].get("retrain_window_days")
         with fail_fast_on_data_errors():
-            return training.select_window(newest, window_days=context["params"].get("window_days")).to_dict()
+            return training.select_window(newest, window_days=window_days).to_dict()
 
     @task
     def open_parent_run(window: dict) -> str:

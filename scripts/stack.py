@@ -115,6 +115,45 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = N
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
 
 
+def code_version() -> str:
+    """The commit of the code (MLP_CODE_VERSION wins), as ``include.mlpipeline.training.code_version`` says it."""
+    if os.environ.get("MLP_CODE_VERSION"):
+        return os.environ["MLP_CODE_VERSION"]
+    try:
+        git = ["git", "-C", str(ROOT)]
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True)
+        dirty = subprocess.run(
+            [*git, "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+        return f"{commit.stdout.strip()}-dirty" if dirty.stdout.strip() else commit.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def sentry_airflow_env(env: dict[str, str]) -> dict[str, str]:
+    """Airflow's Sentry integration for task errors, from ``MLP_SENTRY_DSN`` when it is set.
+
+    The API reads ``MLP_SENTRY_DSN`` itself. Airflow passes the other ``[sentry]`` keys to
+    ``sentry_sdk.init``; ``before_send`` is left out on purpose: Airflow 3.3.2 hands it over as a string,
+    which makes the SDK drop every event (the DAGs add the secret scrubbing themselves, see
+    ``include/mlpipeline/orchestration/alerts.py``). Slack needs nothing here: ``MLP_SLACK_CONN_ID`` and
+    ``AIRFLOW_CONN_SLACK_DEFAULT`` reach every component from the environment.
+    """
+    dsn = env.get("MLP_SENTRY_DSN")
+    if not dsn:
+        return {}
+    return {
+        "AIRFLOW__SENTRY__SENTRY_ON": "True",
+        "AIRFLOW__SENTRY__SENTRY_DSN": dsn,
+        "AIRFLOW__SENTRY__ENVIRONMENT": env.get("MLP_SENTRY_ENVIRONMENT") or "local",
+        "AIRFLOW__SENTRY__RELEASE": code_version(),
+    }
+
+
 def load_or_create_secrets(path: Path) -> tuple[dict[str, str], bool]:
     """Secrets of a local stack, generated once and kept (git-ignored) so restarts reuse them.
 
@@ -194,6 +233,8 @@ class Stack:
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
             **cfg.extra_env,
         }
+        # Derived settings never override one set explicitly (in the shell or in extra_env).
+        env.update({k: v for k, v in sentry_airflow_env(env).items() if k not in os.environ and k not in cfg.extra_env})
         return env
 
     # processes ---------------------------------------------------------------------------------

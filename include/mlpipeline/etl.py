@@ -179,8 +179,13 @@ def transform_partition(
         if manifest is None:
             raise FileNotFoundError(f"raw/{source.name} has no partition for {day}: run its extract first")
         if manifest.get("meta", {}).get("no_data"):
-            log.info("%s: source %s has no data for this day; nothing to publish (no-op)", day, source.name)
-            return {"partition": day.isoformat(), "status": "no_data", "dataset": CLEAN}
+            if source.required:
+                log.info("%s: source %s has no data for this day; nothing to publish (no-op)", day, source.name)
+                return {"partition": day.isoformat(), "status": "no_data", "dataset": CLEAN}
+            # An optional source's gap: the cleaning rules see an empty table and flag what is missing.
+            log.warning("%s: optional source %s has no data for this day; continuing without it", day, source.name)
+            raw[source.name] = pd.DataFrame({c: pd.Series(dtype=object) for c in source.schema.to_schema().columns})
+            continue
         raw[source.name] = lake.read(raw_dataset(source.name), day)
     clean = problem.transform(raw, day)
     result = apply_gate(clean, problem.clean_schema, gate=CLEAN, max_quarantine_share=settings.quarantine_max_share)

@@ -36,12 +36,16 @@ class Source:
         schema: pandera model the raw extract must satisfy (structure: columns and types).
         partitioned: True if each day has its own slice (facts); False for reference tables, which are
             snapshotted with every partition so a rerun sees the same reference data.
+        required: A day without data in a required source has nothing to publish (a no-op). An
+            optional source's gap (its extract returned None) lets the day go on with an empty
+            table, and the cleaning rules flag what is missing (e.g. weather).
     """
 
     name: str
     extract: Callable[[Sequence[dt.date]], Mapping[dt.date, pd.DataFrame | None]]
     schema: type[pa.DataFrameModel]
     partitioned: bool = True
+    required: bool = True
 
 
 @dataclass(frozen=True)

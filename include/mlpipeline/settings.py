@@ -176,6 +176,17 @@ class Settings(EnvSettings):
     ab_alpha: float = Field(
         0.05, gt=0, lt=1, description="Significance level of the A/B test (one-sided Welch t-test on log loss)."
     )
+    # Monitoring
+    drift_share_threshold: float = Field(
+        0.3, gt=0, le=1, description="Share of drifted features (Evidently) at which the monitor requests a retrain."
+    )
+    drift_window_days: int = Field(7, ge=1, description="Newest days the monitor compares with the training data.")
+    live_auc_drop: float = Field(
+        0.05, gt=0, le=1, description="Drop of live ROC AUC below the offline test ROC AUC that requests a retrain."
+    )
+    retrain_window_days: int = Field(
+        30, ge=3, description="Window of a drift-requested retrain: shorter than usual, to follow the change."
+    )
     deploy_timeout_s: float = Field(120.0, gt=0, description="How long deploy waits for the API to serve a version.")
 
     # Alerts (Slack) and error tracking (Sentry)

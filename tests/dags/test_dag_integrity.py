@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 PIPELINE = ("etl", "features", "train", "deploy")
-ALL_DAGS = (*PIPELINE, "traffic_replay", "ab_test")
+ALL_DAGS = (*PIPELINE, "traffic_replay", "ab_test", "monitor")
 HEAVY_MODULES = (
     "pandas",
     "numpy",
@@ -80,6 +80,8 @@ def test_house_rules(dagbag, dag_id):
         ("deploy", "approved_model"),
         ("traffic_replay", "clean_data"),
         ("ab_test", "feature_data"),
+        ("train", "retrain_requested"),
+        ("monitor", "clean_data"),
     ],
 )
 def test_dags_chained_by_assets(dagbag, consumer, asset_name):
@@ -101,6 +103,7 @@ def _asset_names(condition) -> set[str]:
         ("train", "approve", "approved_model"),
         ("deploy", "verify_live_service", "served_model"),
         ("ab_test", "approve_challenger", "approved_model"),
+        ("monitor", "request_retrain", "retrain_requested"),
     ],
 )
 def test_each_asset_emitted_by_one_final_task(dagbag, producer, task_id, asset_name):

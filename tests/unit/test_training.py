@@ -13,11 +13,11 @@ from threadpoolctl import threadpool_limits
 
 from include.flight_delay import PROBLEM
 from include.mlpipeline import training
-from include.mlpipeline.versioning import window_version
 from include.mlpipeline.etl import FEATURES
 from include.mlpipeline.lake import Lake
 from include.mlpipeline.quality import DataQualityError
 from include.mlpipeline.settings import Settings
+from include.mlpipeline.versioning import window_version
 
 DAYS = [f"2013-03-{d:02d}" for d in range(1, 9)]
 

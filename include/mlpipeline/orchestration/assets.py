@@ -25,3 +25,6 @@ APPROVED_MODEL = Asset(name="approved_model", uri="x-mlflow://registry/approved_
 
 SERVED_MODEL = Asset(name="served_model", uri="x-serving://prediction-api/served_model", group=GROUP)
 """The version the live API serves after a verified deploy. Extra: version, previous, smoke test."""
+
+RETRAIN_REQUESTED = Asset(name="retrain_requested", uri="x-monitoring://drift/retrain_requested", group=GROUP)
+"""The monitor found drift or degraded live performance. Extra: reasons, drift scores, live metrics."""

@@ -11,6 +11,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from include.mlpipeline.orchestration.alerts import TaskFailureAlert, protect_sentry_events, tag_quality_failure
+
 OWNER = "ml-platform"
 
 
@@ -18,6 +20,8 @@ def default_args(**overrides: Any) -> dict[str, Any]:
     """Retries with exponential backoff for transient errors, and a timeout so nothing hangs forever.
 
     Data errors do not use these retries: :func:`fail_fast_on_data_errors` fails them at once.
+    A task's final failure goes to Slack (a blocked quality gate with its own message), and, when
+    Airflow's Sentry integration is on, its Sentry event is scrubbed of secrets (see ``alerts``).
     """
     return {
         "owner": OWNER,
@@ -26,6 +30,8 @@ def default_args(**overrides: Any) -> dict[str, Any]:
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(minutes=10),
         "execution_timeout": dt.timedelta(minutes=30),
+        "on_failure_callback": [TaskFailureAlert()],
+        "on_execute_callback": [protect_sentry_events],
         **overrides,
     }
 
@@ -38,6 +44,7 @@ def fail_fast_on_data_errors() -> Iterator[None]:
     try:
         yield
     except DataQualityError as error:
+        tag_quality_failure(error)  # the gate and its checks on the Sentry event; the Slack alert reads the cause
         raise AirflowFailException(str(error)) from error
 
 

@@ -1,0 +1,1 @@
+"""Monitoring: drift and live performance of the served model, and the pipeline's own metrics."""

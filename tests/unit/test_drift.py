@@ -1,0 +1,44 @@
+"""Drift detection on frames with and without a real shift (Evidently, PSI per feature)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.flight_delay import PROBLEM
+from include.mlpipeline.monitoring import drift
+
+
+def frame(n: int, *, temp_shift: float = 0.0, wind_shift: float = 0.0, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    data = {c: rng.normal(10, 3, n) for c in PROBLEM.numeric_features}
+    data["temp"] = rng.normal(60 + temp_shift, 10, n)
+    data["wind_speed"] = rng.normal(10 + wind_shift, 4, n)
+    data["wind_gust"] = data["wind_speed"] + rng.normal(2, 1, n)
+    for column in PROBLEM.categorical_features:
+        data[column] = rng.choice(["A", "B", "C", "D"], n)
+    return pd.DataFrame(data)
+
+
+def test_calendar_features_are_not_monitored():
+    monitored = drift.monitored_features(PROBLEM)
+    assert "month" not in monitored and "days_to_holiday" not in monitored
+    assert "temp" in monitored and "carrier" in monitored
+
+
+def test_no_shift_no_drift():
+    features = drift.monitored_features(PROBLEM)
+    _, scores, drifted, share = drift.drift_report(frame(5000), frame(2000, seed=1), features, PROBLEM)
+    assert set(scores) == set(features)
+    assert drifted == [] and share == 0.0
+
+
+def test_shifted_weather_is_caught():
+    features = drift.monitored_features(PROBLEM)
+    _, scores, drifted, share = drift.drift_report(
+        frame(5000), frame(2000, temp_shift=25, wind_shift=8, seed=1), features, PROBLEM
+    )
+    assert {"temp", "wind_speed", "wind_gust"} <= set(drifted)
+    assert scores["temp"] >= drift.DRIFT_THRESHOLD > scores["distance"]
+    assert share == pytest.approx(len(drifted) / len(features))
