@@ -18,7 +18,7 @@ import datetime as dt
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.mlpipeline.orchestration.alerts import DagFailureAlert, notify_promotion
+from include.mlpipeline.orchestration.alerts import DagFailureAlert, DagRunMetrics, notify_promotion
 from include.mlpipeline.orchestration.assets import APPROVED_MODEL, SERVED_MODEL
 from include.mlpipeline.orchestration.tasks import default_args, emit, events_extra
 
@@ -30,7 +30,8 @@ from include.mlpipeline.orchestration.tasks import default_args, emit, events_ex
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
-    on_failure_callback=DagFailureAlert(),  # timeouts, deadlocks; failed tasks alert themselves
+    on_success_callback=DagRunMetrics(),  # run duration, state, end time to the Pushgateway
+    on_failure_callback=[DagFailureAlert(), DagRunMetrics()],  # timeouts, deadlocks; failed tasks alert themselves
     params={
         "version": Param(None, type=["null", "string"], description="Version to serve (manual deploy or rollback).")
     },

@@ -14,7 +14,7 @@ import datetime as dt
 from airflow.sdk import dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from include.mlpipeline.orchestration.alerts import DagFailureAlert
+from include.mlpipeline.orchestration.alerts import DagFailureAlert, DagRunMetrics
 from include.mlpipeline.orchestration.assets import CLEAN_DATA
 from include.mlpipeline.orchestration.tasks import default_args, partitions_of
 
@@ -26,7 +26,8 @@ from include.mlpipeline.orchestration.tasks import default_args, partitions_of
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
-    on_failure_callback=DagFailureAlert(),  # timeouts, deadlocks; failed tasks alert themselves
+    on_success_callback=DagRunMetrics(),  # run duration, state, end time to the Pushgateway
+    on_failure_callback=[DagFailureAlert(), DagRunMetrics()],  # timeouts, deadlocks; failed tasks alert themselves
     tags=["ml", "serving", "simulation"],
     doc_md=__doc__,
 )

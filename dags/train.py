@@ -22,7 +22,7 @@ import datetime as dt
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from include.mlpipeline.orchestration.alerts import DagFailureAlert
+from include.mlpipeline.orchestration.alerts import DagFailureAlert, DagRunMetrics
 from include.mlpipeline.orchestration.assets import APPROVED_MODEL, FEATURE_DATA, RETRAIN_REQUESTED
 from include.mlpipeline.orchestration.tasks import (
     default_args,
@@ -31,6 +31,7 @@ from include.mlpipeline.orchestration.tasks import (
     fail_fast_on_data_errors,
     partitions_of,
 )
+from include.mlpipeline.settings import get_settings
 
 
 @dag(
@@ -40,7 +41,8 @@ from include.mlpipeline.orchestration.tasks import (
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),
-    on_failure_callback=DagFailureAlert(),  # timeouts, deadlocks; failed tasks alert themselves
+    on_success_callback=DagRunMetrics(),  # run duration, state, end time to the Pushgateway
+    on_failure_callback=[DagFailureAlert(), DagRunMetrics()],  # timeouts, deadlocks; failed tasks alert themselves
     params={
         "window_days": Param(None, type=["null", "integer"], minimum=3, description="Days in the window."),
         "candidates": Param([], type="array", items={"type": "string"}, description="Candidates (empty: all)."),
@@ -80,7 +82,8 @@ def train():
             raise ValueError(f"unknown candidates {unknown}; known: {sorted(CANDIDATES)}")
         return chosen if BASELINE in chosen else [BASELINE, *chosen]
 
-    @task(map_index_template="{{ candidate }}")
+    # Its own queue under Celery (MLP_TRAINING_QUEUE), so training scales with its own workers.
+    @task(map_index_template="{{ candidate }}", queue=get_settings().training_queue)
     def train_candidate(name: str, window: dict, parent_run_id: str) -> dict:
         from include.mlpipeline import tracking
 

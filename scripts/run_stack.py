@@ -68,7 +68,7 @@ def follow(stack: Stack, started: float) -> None:
                 say(f"model served {(time.monotonic() - started) / 60:.1f} min after start. Try it:")
                 print(
                     f"    curl -s -X POST {stack.config.api_url}/predict -H 'content-type: application/json' "
-                    f"-H \"X-API-Key: $(cat .local/api_key)\" -d @.local/example_request.json\n"
+                    f'-H "X-API-Key: $(cat .local/api_key)" -d @.local/example_request.json\n'
                     f"    curl -s {stack.config.api_url}/model",
                     flush=True,
                 )

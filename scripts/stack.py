@@ -61,7 +61,19 @@ class StackConfig:
     mlflow_backend_uri: str | None = None  # default: SQLite in the state folder
     executor: str = "LocalExecutor"
     parallelism: int = 8
+    # CeleryExecutor only: the broker, where task results go, and the workers as (name, queues).
+    celery_broker_url: str | None = None
+    celery_result_backend: str | None = None
+    celery_workers: tuple[tuple[str, str], ...] = ()
+    worker_concurrency: int = 2
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Prometheus, a Pushgateway and the StatsD bridge beside the stack, when their binaries exist
+    # (`make run`; the end-to-end tests start their own, see Monitoring).
+    monitoring: bool = False
+    prometheus_port: int = 9090
+    pushgateway_port: int = 9091
+    statsd_port: int = 9125
+    statsd_http_port: int = 9102
 
     @classmethod
     def isolated(cls, state_dir: Path, **overrides: Any) -> StackConfig:
@@ -154,6 +166,32 @@ def sentry_airflow_env(env: dict[str, str]) -> dict[str, str]:
     }
 
 
+POSTGRES_ADMIN_URL = os.environ.get("MLP_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def create_postgres_database(name: str, admin_url: str = POSTGRES_ADMIN_URL) -> str:
+    """Create an empty PostgreSQL database (dropping a leftover of that name); returns its URL."""
+    import psycopg2
+
+    connection = psycopg2.connect(admin_url)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    return f"{admin_url.rsplit('/', 1)[0]}/{name}"
+
+
+def drop_postgres_database(name: str, admin_url: str = POSTGRES_ADMIN_URL) -> None:
+    import psycopg2
+
+    connection = psycopg2.connect(admin_url)
+    connection.autocommit = True
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    connection.close()
+
+
 def load_or_create_secrets(path: Path) -> tuple[dict[str, str], bool]:
     """Secrets of a local stack, generated once and kept (git-ignored) so restarts reuse them.
 
@@ -183,6 +221,7 @@ class Stack:
         self.processes: dict[str, subprocess.Popen] = {}
         self.secrets, self.secrets_created = load_or_create_secrets(config.state_dir / "secrets.json")
         self._airflow: AirflowClient | None = None
+        self.monitoring: Monitoring | None = None
 
     # environment -------------------------------------------------------------------------------
     def pipeline_env(self) -> dict[str, str]:
@@ -198,6 +237,7 @@ class Stack:
             "MLP_DVC_WORKDIR": str(cfg.state_dir / "dvc"),
             "MLP_DVC_REMOTE_URL": cfg.dvc_remote_url or str(cfg.state_dir / "dvc-remote"),
             "GIT_PYTHON_REFRESH": "quiet",
+            **(self.monitoring.pipeline_env() if self.monitoring else {}),
         }
 
     def airflow_env(self) -> dict[str, str]:
@@ -231,11 +271,25 @@ class Stack:
             "AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_COMPRESSION": "gzip",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "20",
             "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "True",
+            **self.celery_env(),
             **cfg.extra_env,
         }
         # Derived settings never override one set explicitly (in the shell or in extra_env).
         env.update({k: v for k, v in sentry_airflow_env(env).items() if k not in os.environ and k not in cfg.extra_env})
+        env.update({k: v for k, v in statsd_airflow_env(env).items() if k not in os.environ and k not in cfg.extra_env})
         return env
+
+    def celery_env(self) -> dict[str, str]:
+        cfg = self.config
+        if cfg.executor != "CeleryExecutor":
+            return {}
+        if not (cfg.celery_broker_url and cfg.celery_result_backend):
+            raise ValueError("CeleryExecutor needs celery_broker_url and celery_result_backend")
+        return {
+            "AIRFLOW__CELERY__BROKER_URL": cfg.celery_broker_url,
+            "AIRFLOW__CELERY__RESULT_BACKEND": cfg.celery_result_backend,
+            "AIRFLOW__OPERATORS__DEFAULT_QUEUE": "default",
+        }
 
     # processes ---------------------------------------------------------------------------------
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen:
@@ -268,6 +322,27 @@ class Stack:
         if busy:
             raise RuntimeError(f"ports already in use: {', '.join(busy)} (another stack running? stop it first)")
 
+    def start_monitoring(self) -> None:
+        """Prometheus, the Pushgateway and the StatsD bridge, if configured and installed (else a warning)."""
+        cfg = self.config
+        if not cfg.monitoring:
+            return
+        monitoring = Monitoring(
+            cfg.state_dir,
+            prometheus_port=cfg.prometheus_port,
+            pushgateway_port=cfg.pushgateway_port,
+            statsd_port=cfg.statsd_port,
+            statsd_http_port=cfg.statsd_http_port,
+            api_port=cfg.api_port,
+            persist=True,
+        )
+        problem = monitoring.unavailable()
+        if problem:
+            log.warning("metrics off: %s", problem)
+            return
+        monitoring.start()
+        self.monitoring = monitoring
+
     def start_mlflow(self) -> None:
         cfg = self.config
         command = mlflow_server_command(cfg.state_dir / "mlflow", cfg.mlflow_port, cfg.mlflow_backend_uri)
@@ -293,6 +368,15 @@ class Stack:
         for component in components:
             self._spawn(component, [self._bin("airflow"), component], env)
 
+    def start_workers(self) -> None:
+        """Celery workers, each with its own log-server port (they share this machine)."""
+        cfg = self.config
+        for name, queues in cfg.celery_workers:
+            env = {**self.airflow_env(), "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port())}
+            command = [self._bin("airflow"), "celery", "worker", "--queues", queues, "--celery-hostname", name,
+                       "--concurrency", str(cfg.worker_concurrency)]  # fmt: skip
+            self._spawn(f"worker-{name}", command, env)
+
     def start_api(self) -> None:
         cfg = self.config
         env = {**os.environ, **self.pipeline_env(), "MLP_API_RELOAD_INTERVAL_S": "10", **cfg.extra_env}
@@ -316,9 +400,11 @@ class Stack:
     def start(self) -> Stack:
         """Start everything and wait until each component answers."""
         self.check_ports()
+        self.start_monitoring()
         self.start_mlflow()
         self.migrate_airflow()
         self.start_airflow()
+        self.start_workers()
         self.start_api()
         self.wait_until_healthy()
         return self
@@ -353,6 +439,8 @@ class Stack:
 
     def stop(self, names: list[str] | None = None, timeout: float = 20) -> None:
         """Stop components (default: all), politely first (SIGTERM), then SIGKILL."""
+        if names is None and self.monitoring:
+            self.monitoring.stop()
         targets = {n: p for n, p in self.processes.items() if names is None or n in names}
         for process in targets.values():
             with contextlib.suppress(ProcessLookupError):
@@ -503,10 +591,223 @@ class ChainMonitor:
         raise TimeoutError(f"no {dag_id} run within {timeout:.0f}s")
 
 
+# --- metrics: Prometheus, Pushgateway, StatsD bridge ------------------------------------------------
+MONITORING_DIR = ROOT / "monitoring"
+STATSD_PREFIX = "airflow"
+
+
+def statsd_airflow_env(env: dict[str, str]) -> dict[str, str]:
+    """Airflow's StatsD metrics (``[metrics] statsd_*``), from ``MLP_STATSD_ADDRESS`` (host:port) when it is set.
+
+    The names Airflow sends under the ``airflow`` prefix are what ``monitoring/statsd/mapping.yml``
+    maps; the receiver is statsd_exporter or ``include/mlpipeline/monitoring/statsd_bridge.py``.
+    """
+    address = (env.get("MLP_STATSD_ADDRESS") or "").strip()
+    if not address or address.lower() in {"none", "null"}:
+        return {}
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f"MLP_STATSD_ADDRESS must be host:port, got {address!r}")
+    return {
+        "AIRFLOW__METRICS__STATSD_ON": "True",
+        "AIRFLOW__METRICS__STATSD_HOST": host,
+        "AIRFLOW__METRICS__STATSD_PORT": port,
+        "AIRFLOW__METRICS__STATSD_PREFIX": STATSD_PREFIX,
+    }
+
+
+def monitoring_binaries() -> dict[str, str | None]:
+    """Paths of prometheus, promtool and the Pushgateway (Debian names it prometheus-pushgateway)."""
+    import shutil
+
+    return {
+        "prometheus": shutil.which("prometheus"),
+        "promtool": shutil.which("promtool"),
+        "pushgateway": shutil.which("prometheus-pushgateway") or shutil.which("pushgateway"),
+    }
+
+
+def prometheus_config(
+    targets: dict[str, str],
+    *,
+    rules_dir: Path = MONITORING_DIR / "prometheus",
+    scrape_interval: str | None = None,
+) -> dict[str, Any]:
+    """``monitoring/prometheus/prometheus.yml`` (written for docker compose) with local targets.
+
+    ``targets`` maps a scrape job of that file (pushgateway, statsd-exporter, prediction-api,
+    prometheus) to a host:port; jobs without a target are left out. Rule files become absolute paths,
+    so the same alert rules are loaded; everything else (honor_labels, paths) stays as in the file.
+    """
+    import yaml
+
+    config = yaml.safe_load((MONITORING_DIR / "prometheus" / "prometheus.yml").read_text())
+    if scrape_interval:
+        config.setdefault("global", {}).update(scrape_interval=scrape_interval, evaluation_interval=scrape_interval)
+    config["rule_files"] = [str(rules_dir / name) for name in config.get("rule_files") or []]
+    config.pop("alerting", None)  # no Alertmanager locally: Prometheus shows the alerts itself
+    jobs = []
+    for job in config.get("scrape_configs") or []:
+        if job["job_name"] in targets:
+            jobs.append({**job, "static_configs": [{"targets": [targets[job["job_name"]]]}]})
+    config["scrape_configs"] = jobs
+    return config
+
+
+class Monitoring:
+    """Prometheus, a Pushgateway and the StatsD bridge on 127.0.0.1: what `make run` adds when installed.
+
+    Prometheus scrapes the Pushgateway (``honor_labels``), the bridge and the API, with the alert rules
+    of ``monitoring/prometheus/alerts.yml``; pipeline tasks push to the Pushgateway, Airflow sends StatsD
+    to the bridge (see :meth:`pipeline_env`). Grafana is not packaged for Debian: the dashboards of
+    ``monitoring/grafana`` run under ``astro dev start``; locally, query Prometheus (:9090) directly.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        prometheus_port: int,
+        pushgateway_port: int,
+        statsd_port: int,
+        statsd_http_port: int,
+        api_port: int,
+        scrape_interval: str | None = None,
+        persist: bool = False,
+    ):
+        self.folder = state_dir / "monitoring"
+        self.logs = state_dir / "logs"
+        self.prometheus_port, self.pushgateway_port = prometheus_port, pushgateway_port
+        self.statsd_port, self.statsd_http_port, self.api_port = statsd_port, statsd_http_port, api_port
+        self.scrape_interval = scrape_interval
+        self.persist = persist
+        self.processes: dict[str, subprocess.Popen] = {}
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def pushgateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.pushgateway_port}"
+
+    @property
+    def statsd_address(self) -> str:
+        return f"127.0.0.1:{self.statsd_port}"
+
+    @property
+    def bridge_url(self) -> str:
+        return f"http://127.0.0.1:{self.statsd_http_port}"
+
+    def pipeline_env(self) -> dict[str, str]:
+        """Where the pipeline pushes its metrics and Airflow sends StatsD (turned into AIRFLOW__METRICS__*)."""
+        return {"MLP_PUSHGATEWAY_URL": self.pushgateway_url, "MLP_STATSD_ADDRESS": self.statsd_address}
+
+    def unavailable(self) -> str | None:
+        """Why monitoring cannot start here (a missing binary, a busy port), or None."""
+        binaries = monitoring_binaries()
+        missing = [name for name in ("prometheus", "pushgateway") if not binaries[name]]
+        if missing:
+            return (
+                f"{' and '.join(missing)} not installed (`make monitoring-tools` installs the Debian packages "
+                "prometheus and prometheus-pushgateway)"
+            )
+        ports = {
+            "Prometheus": self.prometheus_port,
+            "Pushgateway": self.pushgateway_port,
+            "StatsD bridge": self.statsd_http_port,
+        }
+        busy = [f"{name} :{port}" for name, port in ports.items() if port_in_use(port)]
+        return f"ports already in use: {', '.join(busy)}" if busy else None
+
+    def prometheus_config(self) -> dict[str, Any]:
+        return prometheus_config(
+            {
+                "prometheus": f"127.0.0.1:{self.prometheus_port}",
+                "pushgateway": f"127.0.0.1:{self.pushgateway_port}",
+                "statsd-exporter": f"127.0.0.1:{self.statsd_http_port}",
+                "prediction-api": f"127.0.0.1:{self.api_port}",
+            },
+            scrape_interval=self.scrape_interval,
+        )
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        handle = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - closed when the process is stopped
+        self.processes[name] = subprocess.Popen(
+            command, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
+
+    def start(self, timeout: float = 30) -> Monitoring:
+        import yaml
+
+        binaries = monitoring_binaries()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        config = self.folder / "prometheus.yml"
+        config.write_text(yaml.safe_dump(self.prometheus_config(), sort_keys=False))
+        pushgateway = [str(binaries["pushgateway"]), f"--web.listen-address=127.0.0.1:{self.pushgateway_port}"]
+        if self.persist:  # make run: pushed metrics survive a restart, like the rest of .local/
+            pushgateway.append(f"--persistence.file={self.folder / 'pushgateway.db'}")
+        self._spawn("pushgateway", pushgateway)
+        self._spawn(
+            "statsd-bridge",
+            [
+                sys.executable, "-m", "include.mlpipeline.monitoring.statsd_bridge",
+                "--mapping", str(MONITORING_DIR / "statsd" / "mapping.yml"),
+                "--udp", self.statsd_address, "--http", f"127.0.0.1:{self.statsd_http_port}",
+            ],
+            {**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+        self._spawn(
+            "prometheus",
+            [
+                str(binaries["prometheus"]), f"--config.file={config}",
+                f"--storage.tsdb.path={self.folder / 'prometheus-data'}",
+                f"--web.listen-address=127.0.0.1:{self.prometheus_port}",
+            ],
+        )  # fmt: skip
+        try:
+            for name, url in (
+                ("pushgateway", f"{self.pushgateway_url}/-/ready"),
+                ("statsd-bridge", f"{self.bridge_url}/metrics"),
+                ("prometheus", f"{self.prometheus_url}/-/ready"),
+            ):
+                wait_for_http(url, timeout, self.processes[name])
+        except Exception:
+            self.stop()
+            raise
+        log.info("metrics: Prometheus %s, Pushgateway %s, StatsD bridge udp %s", self.prometheus_url,
+                 self.pushgateway_url, self.statsd_address)  # fmt: skip
+        return self
+
+    def stop(self, timeout: float = 10) -> None:
+        for process in self.processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes.clear()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
 def local_config() -> StackConfig:
     """The configuration `make run` uses: state in .local/, the lake in data/lake, default ports."""
     return StackConfig(
-        state_dir=ROOT / ".local", lake_uri=f"file://{ROOT}/data/lake", dvc_remote_url=str(ROOT / "data" / "dvc-remote")
+        state_dir=ROOT / ".local",
+        lake_uri=f"file://{ROOT}/data/lake",
+        dvc_remote_url=str(ROOT / "data" / "dvc-remote"),
+        monitoring=True,
     )
 
 

@@ -29,6 +29,7 @@ import pandas as pd
 
 from include.mlpipeline.etl import FEATURES
 from include.mlpipeline.lake import Lake
+from include.mlpipeline.monitoring import metrics as pipeline_metrics
 from include.mlpipeline.problem import ProblemSpec, load_problem
 from include.mlpipeline.serving.prediction_log import CHALLENGER, CHAMPION, FEEDBACK, PREDICTIONS
 from include.mlpipeline.settings import Settings, get_settings
@@ -264,4 +265,5 @@ def evaluate_ab(
     result = decision.to_dict()
     if decision.promote:
         result.update(version=str(challenger), model_name=name, previous_champion=champion)
+    pipeline_metrics.record_ab(result, name)  # live metrics per variant, p-value, decision (if configured)
     return result

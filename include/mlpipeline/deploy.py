@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from include.mlpipeline.monitoring import metrics as pipeline_metrics
 from include.mlpipeline.problem import load_problem
 from include.mlpipeline.registry import alias_version, set_alias
 from include.mlpipeline.settings import Settings, get_settings
@@ -115,10 +116,11 @@ def verify_or_roll_back(version: str, previous: str | None) -> dict[str, Any]:
     settings = get_settings()
     try:
         wait_until_served(version, settings)
-        return smoke_test(version, settings)
+        return pipeline_metrics.record_served(smoke_test(version, settings), registered_model_name())
     except Exception as error:
         if previous:
             set_alias(settings.champion_alias, previous)
+            pipeline_metrics.record_served({"version": previous}, registered_model_name(), rolled_back_from=version)
             log.error("deploy of version %s failed; champion alias restored to %s", version, previous)
             with_reload = "; the API is reloading it"
             try:

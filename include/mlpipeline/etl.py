@@ -255,12 +255,14 @@ def publish_summary(dataset: str, summaries: Iterable[dict[str, Any] | list[dict
     The published partitions are pushed to the DVC remote first (see versioning.py); the extra then
     carries each partition's md5 and one ``data_version`` for the set.
     """
+    from include.mlpipeline.monitoring.metrics import record_publish
     from include.mlpipeline.versioning import version_partitions, window_version
 
     extra = summarize_partitions(summaries)
     md5s = version_partitions(dataset, extra["partitions"])
     extra["dvc_md5"] = md5s
     extra["data_version"] = window_version(md5s) if md5s else None
+    record_publish(dataset, extra)  # rows, quarantine share, data version to the Pushgateway (if configured)
     return extra
 
 

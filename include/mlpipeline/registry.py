@@ -16,6 +16,7 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from include.mlpipeline.monitoring import metrics as pipeline_metrics
 from include.mlpipeline.problem import load_problem
 from include.mlpipeline.settings import get_settings
 from include.mlpipeline.tracking import configure, registered_model_name
@@ -166,7 +167,7 @@ def register_best(results: list[dict[str, Any]], window: dict[str, Any], parent_
         )
         mlflow.log_dict({"candidates": results, "decision": decision.to_dict()}, "candidates.json")
     log.info("registered %s version %s (%s): %s", name, version, best["name"], decision.reason)
-    return {
+    registration = {
         "model_name": name,
         "version": version,
         "candidate": best["name"],
@@ -178,3 +179,5 @@ def register_best(results: list[dict[str, Any]], window: dict[str, Any], parent_
         "previous_champion": champion,
         "decision": decision.to_dict(),
     }
+    pipeline_metrics.record_training(registration, results)  # candidates, version, decision (if configured)
+    return registration

@@ -70,6 +70,12 @@ class Settings(EnvSettings):
         description="Schedule of the etl DAG: a cron preset or expression; empty or 'none' for trigger-only.",
     )
 
+    training_queue: str = Field(
+        "default",
+        description="Celery queue of the training tasks (e.g. 'training', served by workers on bigger machines). "
+        "Executors without queues ignore it.",
+    )
+
     # Data lake
     lake_uri: str = Field(
         f"file://{PROJECT_ROOT}/data/lake",
@@ -205,6 +211,28 @@ class Settings(EnvSettings):
         "go there. Unset: no Sentry.",
     )
     sentry_environment: str = Field("local", description="Sentry environment tag (e.g. local, staging, production).")
+
+    # Pipeline metrics (Prometheus)
+    pushgateway_url: str | None = Field(
+        None,
+        description="Prometheus Pushgateway the pipeline pushes its own metrics to (rows, quality gates, model "
+        "metrics, drift, A/B results, served version, DAG run health), e.g. http://127.0.0.1:9091. Unset: no "
+        "metrics are pushed. An unreachable Pushgateway never fails a task.",
+    )
+    pushgateway_timeout_s: float = Field(
+        2.0, gt=0, le=30, description="Longest time one push to the Pushgateway may take."
+    )
+    statsd_address: str | None = Field(
+        None,
+        description="host:port of the StatsD server (statsd_exporter, or the local bridge) that Airflow sends its "
+        "own metrics to; scripts/stack.py turns it into Airflow's [metrics] statsd_* settings. Under astro dev "
+        "start, docker-compose.override.yml sets AIRFLOW__METRICS__* itself.",
+    )
+
+    @field_validator("pushgateway_url", "statsd_address")
+    @classmethod
+    def _optional_address(cls, value: str | None) -> str | None:
+        return None if value is None or value.strip().lower() in {"", "none", "null"} else value.strip().rstrip("/")
 
     @field_validator("etl_schedule")
     @classmethod

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
 from include.mlpipeline.problem import ProblemSpec, load_problem
 from include.mlpipeline.settings import Settings, get_settings
 from include.mlpipeline.training import (
     SKOPS_TRUSTED_TYPES,
+    FittedCandidate,
+    TrainingSet,
     TrainingWindow,
     code_version,
     fit_candidate,
@@ -69,8 +75,17 @@ def _window_params(window: TrainingWindow) -> dict[str, Any]:
     }
 
 
-def train_candidate(name: str, window: dict[str, Any], parent_run_id: str) -> dict[str, Any]:
+def train_candidate(
+    name: str, window: dict[str, Any], parent_run_id: str, *, evaluation_artifacts: bool = True
+) -> dict[str, Any]:
     """Fit one candidate on the window and log it as a child run of ``parent_run_id``.
+
+    Args:
+        name: Candidate name (a key of ``training.CANDIDATES``).
+        window: A :class:`TrainingWindow` as a dict.
+        parent_run_id: The training run's parent MLflow run.
+        evaluation_artifacts: Also log the evaluation figures, tables and model card under
+            ``evaluation/`` (see :mod:`include.mlpipeline.evaluation`); off only to measure their cost.
 
     Returns:
         name, run id, model URI, threshold, validation and test metrics (small: goes to XCom).
@@ -86,8 +101,26 @@ def train_candidate(name: str, window: dict[str, Any], parent_run_id: str) -> di
     fitted = fit_candidate(name, data, problem=problem, seed=settings.random_seed)
     example = data.validation[problem.feature_columns].head(5)
     signature = infer_signature(example, fitted.pipeline.predict_proba(example))
-    tags = {"candidate": name, "data_version": training_window.data_version, "code_version": code_version()}
-    with mlflow.start_run(run_name=name, parent_run_id=parent_run_id, nested=True, tags=tags) as run:
+    version = code_version()
+    tags = {"candidate": name, "data_version": training_window.data_version, "code_version": version}
+    # Written before the run opens, so a failing plot cannot leave a half-logged child run.
+    evaluation = (
+        _write_evaluation(
+            name,
+            window=training_window,
+            data=data,
+            fitted=fitted,
+            problem=problem,
+            seed=settings.random_seed,
+            version=version,
+        )
+        if evaluation_artifacts
+        else None
+    )
+    with (
+        evaluation or contextlib.nullcontext(),
+        mlflow.start_run(run_name=name, parent_run_id=parent_run_id, nested=True, tags=tags) as run,
+    ):
         mlflow.log_params(
             {
                 "candidate": name,
@@ -104,6 +137,8 @@ def train_candidate(name: str, window: dict[str, Any], parent_run_id: str) -> di
         mlflow.log_metrics({f"validation_{k}": v for k, v in fitted.validation.items()})
         mlflow.log_metrics({f"test_{k}": v for k, v in fitted.test.items()})
         mlflow.log_dict({"features": problem.feature_columns, "target": problem.target}, "feature_list.json")
+        if evaluation is not None:
+            mlflow.log_artifacts(evaluation.name, artifact_path="evaluation")
         info = mlflow.sklearn.log_model(
             fitted.pipeline,
             name="model",
@@ -127,3 +162,40 @@ def train_candidate(name: str, window: dict[str, Any], parent_run_id: str) -> di
         "validation": fitted.validation,
         "test": fitted.test,
     }
+
+
+def _write_evaluation(
+    name: str,
+    *,
+    window: TrainingWindow,
+    data: TrainingSet,
+    fitted: FittedCandidate,
+    problem: ProblemSpec,
+    seed: int,
+    version: str,
+) -> tempfile.TemporaryDirectory:
+    """The evaluation artifacts of one candidate in a temporary folder (deleted when the caller leaves it).
+
+    Returns:
+        The temporary directory; use it as a context manager to delete it.
+    """
+    from include.mlpipeline.evaluation import write_evaluation
+
+    started = time.perf_counter()
+    folder = tempfile.TemporaryDirectory(prefix=f"evaluation-{name}-")
+    try:
+        write_evaluation(
+            Path(folder.name),
+            problem=problem,
+            candidate=name,
+            window=window,
+            data=data,
+            fitted=fitted,
+            seed=seed,
+            code_version=version,
+        )
+    except BaseException:
+        folder.cleanup()
+        raise
+    log.info("%s: evaluation artifacts written in %.1fs", name, time.perf_counter() - started)
+    return folder

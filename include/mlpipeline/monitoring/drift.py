@@ -34,6 +34,7 @@ import pandas as pd
 
 from include.mlpipeline.etl import CLEAN, FEATURES
 from include.mlpipeline.lake import Lake, as_day
+from include.mlpipeline.monitoring import metrics as pipeline_metrics
 from include.mlpipeline.problem import ProblemSpec, load_problem
 from include.mlpipeline.serving.prediction_log import CHAMPION, PREDICTIONS
 from include.mlpipeline.settings import Settings, get_settings
@@ -248,4 +249,5 @@ def monitor(days: list[str], *, lake: Lake | None = None, settings: Settings | N
         summary["retrain"], summary["reasons"] = bool(reasons), reasons
         _log_run(summary, name, day, Path(tmp))
     log.info("monitor %s: retrain=%s %s", days, summary["retrain"], reasons)
+    pipeline_metrics.record_drift(summary, name)  # drift share and scores, live metrics (if configured)
     return summary

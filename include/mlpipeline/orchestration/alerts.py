@@ -512,6 +512,32 @@ class DagFailureAlert(_SafeNotifier):
         send_slack(dag_failure_message(context))
 
 
+class DagRunMetrics(_SafeNotifier):
+    """DAG-level ``on_success_callback`` and ``on_failure_callback``: the finished run's health as metrics.
+
+    Pushes the run's duration, state and end time to the Pushgateway (``mlp_dag_run_*``, see
+    ``include/mlpipeline/monitoring/metrics.py``): a no-op without ``MLP_PUSHGATEWAY_URL``, bounded by
+    ``MLP_PUSHGATEWAY_TIMEOUT_S``, never raising. Runs in the dag-processor, like every DAG-level callback.
+    """
+
+    def notify(self, context: Any) -> None:
+        from include.mlpipeline.monitoring.metrics import record_dag_run
+
+        run = context.get("dag_run")
+        dag_id = getattr(context.get("dag"), "dag_id", None) or getattr(run, "dag_id", None) or "unknown"
+        state = str(getattr(getattr(run, "state", None), "value", getattr(run, "state", None)) or "")
+        if state not in {"success", "failed"}:  # minimal context: the reason says which callback this is
+            state = "success" if str(context.get("reason") or "") == "success" else "failed"
+        run_type = getattr(run, "run_type", None)
+        record_dag_run(
+            dag_id,
+            state,
+            start=getattr(run, "start_date", None),
+            end=getattr(run, "end_date", None),
+            run_type=str(getattr(run_type, "value", run_type)) if run_type else None,
+        )
+
+
 def protect_sentry_events(context: Any = None) -> None:
     """``on_execute_callback``: add secret scrubbing to Airflow's Sentry client (a no-op without Sentry)."""
     try:

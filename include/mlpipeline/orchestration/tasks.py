@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.mlpipeline.orchestration.alerts import TaskFailureAlert, protect_sentry_events, tag_quality_failure
+
+log = logging.getLogger(__name__)
 
 OWNER = "ml-platform"
 
@@ -45,7 +48,23 @@ def fail_fast_on_data_errors() -> Iterator[None]:
         yield
     except DataQualityError as error:
         tag_quality_failure(error)  # the gate and its checks on the Sentry event; the Slack alert reads the cause
+        record_gate_blocked(error)  # the Pushgateway's blocked-gate metrics (if configured); never raises
         raise AirflowFailException(str(error)) from error
+
+
+def record_gate_blocked(error: Any) -> None:
+    """Push a blocked quality gate, with the DAG and task that hit it, to the Pushgateway. Never raises."""
+    from include.mlpipeline.monitoring.metrics import record_gate_blocked as push_blocked
+
+    dag_id = task_id = None
+    try:
+        from airflow.sdk import get_current_context
+
+        ti = get_current_context()["ti"]
+        dag_id, task_id = ti.dag_id, ti.task_id
+    except Exception as problem:  # outside a task (tests, DVC stages): the gate alone
+        log.debug("no task context for the gate metrics: %s", problem)
+    push_blocked(error.gate, error.failed_checks, dag_id=dag_id, task_id=task_id)
 
 
 def run_day(context: Mapping[str, Any]) -> str:

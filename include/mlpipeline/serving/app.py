@@ -16,25 +16,32 @@ them as a rare category (one-hot models) or with the overall delay rate (target-
 
 # No `from __future__ import annotations` here: FastAPI must see the request model built at runtime.
 import contextlib
+import itertools
 import logging
+import math
 import os
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Security
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, create_model
 
 from include.mlpipeline.lake import Lake
 from include.mlpipeline.problem import ProblemSpec, load_problem
+from include.mlpipeline.serving.batching import Coalescer
 from include.mlpipeline.serving.metrics import ServingMetrics
-from include.mlpipeline.serving.model_store import ModelStore
+from include.mlpipeline.serving.model_store import LoadedModel, ModelStore
+from include.mlpipeline.serving.observability import init_sentry
 from include.mlpipeline.serving.prediction_log import (
     CHALLENGER,
     CHAMPION,
@@ -100,7 +107,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _BodyTooLargeError
+                    raise _BodyTooLargeError(self.limit)
             return message
 
         try:
@@ -120,8 +127,29 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLargeError(Exception):
-    pass
+class _BodyTooLargeError(HTTPException):
+    """A body over the limit, found while reading it. An HTTPException because FastAPI turns any other
+    error raised while it reads a body into "400 error parsing the body"; this one it answers with 413."""
+
+    def __init__(self, limit: int):
+        super().__init__(status_code=413, detail=f"request body too large (limit {limit} bytes)")
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by its text (strict JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
+async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    """FastAPI's own 422 answer (every bad field), made JSON-safe: the JSON parser accepts NaN and
+    Infinity, and echoing such an input back used to fail FastAPI's default handler with a 500."""
+    return JSONResponse({"detail": _json_safe(jsonable_encoder(error.errors()))}, status_code=422)
 
 
 def _request_model(problem: ProblemSpec, settings: Settings) -> type[BaseModel]:
@@ -146,6 +174,7 @@ StoreDep = Annotated[ModelStore, Depends(store_of)]
 def create_app(settings: Settings | None = None, problem: ProblemSpec | None = None) -> FastAPI:
     """Build the API for a problem (default: from settings). Models load at startup, in the background."""
     settings = settings or get_settings()
+    init_sentry(settings)  # Sentry when MLP_SENTRY_DSN is set; secrets scrubbed; no-op (one log line) otherwise
     problem = problem or load_problem(settings.problem)
     from include.mlpipeline.tracking import registered_model_name
 
@@ -182,6 +211,7 @@ def create_app(settings: Settings | None = None, problem: ProblemSpec | None = N
         lifespan=lifespan,
     )
     app.add_middleware(BodySizeLimit, limit=settings.api_max_body_bytes)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next: Any) -> Any:
@@ -217,10 +247,97 @@ LogDep = Annotated[PredictionLog, Depends(log_of)]
 VARIANT_HEADER = "X-Model-Variant"
 
 
+COALESCE_MAX_RECORDS = 10_000  # most records concurrent /predict requests share one pass through features and model
+
+
+@dataclass
+class _Scoring:
+    """One /predict request, as queued for scoring (possibly together with concurrent requests)."""
+
+    records: list[dict[str, Any]]
+    variant: str | None
+    store: ModelStore
+    prediction_log: PredictionLog
+    started: float
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass
+class _Scored:
+    """What one request gets back: the champion of the snapshot that scored it, and one value per record."""
+
+    champion: LoadedModel
+    keys: np.ndarray
+    probabilities: np.ndarray
+    labels: np.ndarray
+    positive: np.ndarray
+    variants: np.ndarray
+    versions: np.ndarray
+
+
 def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: ServingMetrics) -> APIRouter:
     router = APIRouter()
     PredictRequest = _request_model(problem, settings)  # noqa: N806 - a class
     key_column = problem.key_columns[0]
+
+    def score(jobs: Sequence[_Scoring]) -> list[_Scored]:
+        """Score the records of one or more requests in one pass (features, A/B split, models, log)."""
+        store = jobs[0].store
+        champion, challenger = store.current, store.challenger  # one snapshot per batch, so per request
+        if champion is None:
+            raise HTTPException(status_code=503, detail=f"no model loaded yet: {store.last_error or 'loading'}")
+        if challenger is None and any(job.variant == CHALLENGER for job in jobs):
+            raise HTTPException(status_code=409, detail="no challenger is being served (A/B testing is off)")
+        records = [record for job in jobs for record in job.records]
+        frame = problem.build_features(problem.serving_frame(records, store.context))
+        if len(frame) != len(records):
+            raise RuntimeError(f"feature code returned {len(frame)} rows for {len(records)} records")
+        bounds = np.cumsum([0, *(len(job.records) for job in jobs)])
+        keys = frame[key_column].astype(str)
+        share = settings.ab_challenger_share if challenger is not None else 0.0
+        variants = assign_variants(list(keys), share)
+        for job, start, end in zip(jobs, bounds[:-1], bounds[1:], strict=True):
+            if job.variant:
+                variants[start:end] = job.variant
+        probabilities = np.empty(len(frame))
+        versions = np.empty(len(frame), dtype=object)
+        thresholds = np.empty(len(frame))
+        for name, model in ((CHAMPION, champion), (CHALLENGER, challenger)):
+            rows = variants == name
+            if rows.any():
+                probabilities[rows] = model.predict_proba(frame.loc[rows])
+                versions[rows], thresholds[rows] = model.version, model.threshold
+        positive = probabilities >= thresholds
+        labels = np.where(positive, problem.positive_label, problem.negative_label)
+        counts = np.diff(bounds)
+        now = time.perf_counter()
+        jobs[0].prediction_log.record(
+            pd.DataFrame(
+                {
+                    "request_id": np.repeat([job.request_id for job in jobs], counts),
+                    "ts": now_utc(),
+                    "id": keys.to_numpy(),
+                    "variant": variants.astype(str),
+                    "model_version": versions.astype(str),
+                    "features_hash": features_hash(frame[problem.feature_columns]).to_numpy(),
+                    "probability": probabilities,
+                    "label": labels,
+                    "latency_ms": np.repeat([(now - job.started) * 1000 for job in jobs], counts),
+                }
+            ).join(frame[problem.feature_columns].reset_index(drop=True).add_prefix("f_"))
+        )
+        metrics.observe_predictions(variants, versions, labels)
+        keys_array = keys.to_numpy()
+        return [
+            _Scored(
+                champion,
+                *(values[start:end] for values in (keys_array, probabilities, labels, positive, variants, versions)),
+            )
+            for start, end in itertools.pairwise(bounds)
+        ]
+
+    # Concurrent requests share one pass through the feature code and the models (see batching.py).
+    scorer: Coalescer[_Scoring, _Scored] = Coalescer(score, lambda job: len(job.records), COALESCE_MAX_RECORDS)
 
     @router.post("/predict", response_model=PredictResponse, dependencies=[Depends(_api_key_check(settings))])
     def predict(
@@ -232,53 +349,25 @@ def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: Servin
             Header(alias=VARIANT_HEADER, description="Force a variant (deploy smoke tests; debugging)."),
         ] = None,
     ) -> PredictResponse:
-        started = time.perf_counter()
-        champion, challenger = store.current, store.challenger  # one snapshot per request
-        if champion is None:
-            raise HTTPException(status_code=503, detail=f"no model loaded yet: {store.last_error or 'loading'}")
-        if variant == CHALLENGER and challenger is None:
-            raise HTTPException(status_code=409, detail="no challenger is being served (A/B testing is off)")
         records = [record.model_dump() for record in getattr(body, problem.request_key)]
-        frame = problem.build_features(problem.serving_frame(records, store.context))
-        keys = frame[key_column].astype(str)
-        share = settings.ab_challenger_share if challenger is not None else 0.0
-        variants = np.full(len(frame), variant, dtype=object) if variant else assign_variants(list(keys), share)
-        probabilities = np.empty(len(frame))
-        versions = np.empty(len(frame), dtype=object)
-        thresholds = np.empty(len(frame))
-        for name, model in ((CHAMPION, champion), (CHALLENGER, challenger)):
-            rows = variants == name
-            if rows.any():
-                probabilities[rows] = model.predict_proba(frame.loc[rows])
-                versions[rows], thresholds[rows] = model.version, model.threshold
-        positive = probabilities >= thresholds
-        labels = np.where(positive, problem.positive_label, problem.negative_label)
-        request_id = uuid.uuid4().hex
-        latency_ms = (time.perf_counter() - started) * 1000
-        prediction_log.record(
-            pd.DataFrame(
-                {
-                    "request_id": request_id,
-                    "ts": now_utc(),
-                    "id": keys.to_numpy(),
-                    "variant": variants.astype(str),
-                    "model_version": versions.astype(str),
-                    "features_hash": features_hash(frame[problem.feature_columns]).to_numpy(),
-                    "probability": probabilities,
-                    "label": labels,
-                    "latency_ms": latency_ms,
-                }
-            ).join(frame[problem.feature_columns].reset_index(drop=True).add_prefix("f_"))
-        )
-        metrics.observe_predictions(variants, versions, labels)
+        job = _Scoring(records, variant, store, prediction_log, time.perf_counter())
+        scored = scorer.run(job)
         return PredictResponse(
-            request_id=request_id,
-            model_name=champion.name,
-            model_version=champion.version,
-            threshold=champion.threshold,
+            request_id=job.request_id,
+            model_name=scored.champion.name,
+            model_version=scored.champion.version,
+            threshold=scored.champion.threshold,
             predictions=[
                 Prediction(id=k, probability=float(p), label=lb, positive=bool(pos), variant=v, model_version=mv)
-                for k, p, lb, pos, v, mv in zip(keys, probabilities, labels, positive, variants, versions, strict=True)
+                for k, p, lb, pos, v, mv in zip(
+                    scored.keys,
+                    scored.probabilities,
+                    scored.labels,
+                    scored.positive,
+                    scored.variants,
+                    scored.versions,
+                    strict=True,
+                )
             ],
         )
 

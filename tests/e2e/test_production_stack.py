@@ -1,0 +1,115 @@
+"""The production-like stack, for real: Airflow on PostgreSQL with the CeleryExecutor and a Redis
+broker, two Celery workers (one for the `training` queue), MLflow on PostgreSQL.
+
+Configuration only (scripts/stack.py passes settings and Airflow env vars; no code differs from
+`make run`). The test creates its own databases and Redis database and removes them afterwards.
+It runs the chain from an ETL trigger to a served model and checks that the training tasks ran on
+the training worker.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+from stack import ChainMonitor, Stack, StackConfig, create_postgres_database, drop_postgres_database
+
+pytestmark = pytest.mark.e2e
+
+REDIS_DB = 11  # a database of the machine's Redis that nothing else here uses; flushed before and after
+
+
+@pytest.fixture(scope="module")
+def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    suffix = uuid.uuid4().hex[:8]
+    airflow_db, mlflow_db = f"mlp_e2e_airflow_{suffix}", f"mlp_e2e_mlflow_{suffix}"
+    airflow_url = create_postgres_database(airflow_db)
+    mlflow_url = create_postgres_database(mlflow_db)
+    broker = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    broker.flushdb()
+    config = StackConfig.isolated(
+        tmp_path_factory.mktemp("prod-stack"),
+        executor="CeleryExecutor",
+        airflow_db_url=airflow_url.replace("postgresql://", "postgresql+psycopg2://"),
+        mlflow_backend_uri=mlflow_url,
+        celery_broker_url=f"redis://127.0.0.1:6379/{REDIS_DB}",
+        celery_result_backend=f"db+{airflow_url}",
+        celery_workers=(("worker-default", "default"), ("worker-training", "training")),
+        extra_env={
+            "MLP_ETL_SCHEDULE": "none",
+            "MLP_BOOTSTRAP_DAYS": "16",
+            "MLP_VALIDATION_DAYS": "3",
+            "MLP_TEST_DAYS": "3",
+            "MLP_TRAINING_QUEUE": "training",
+            "MLP_DVC_ENABLED": "false",
+        },
+    )
+    stack = Stack(config)
+    try:
+        stack.start()
+        stack.airflow.wait_for_dags()
+        for dag_id in ("features", "train", "deploy", "etl"):
+            stack.airflow.set_paused(dag_id, False)
+        yield stack
+    finally:
+        stack.stop()
+        broker.flushdb()
+        drop_postgres_database(airflow_db)
+        drop_postgres_database(mlflow_db)
+
+
+@pytest.fixture(scope="module")
+def chain(production_stack: Stack) -> dict:
+    monitor = ChainMonitor(production_stack.airflow)
+    run = production_stack.airflow.trigger("etl", conf={"date": "2026-05-20"})
+    runs = {"etl": monitor.wait_for_run("etl", run["dag_run_id"], timeout=900)}
+    for dag_id in ("features", "train", "deploy"):
+        runs[dag_id] = monitor.wait_for_success(dag_id, timeout=900)
+    return runs
+
+
+def test_chain_reaches_a_served_model(production_stack: Stack, chain: dict):
+    for dag_id in ("features", "train", "deploy"):
+        assert chain[dag_id]["run_type"] == "asset_triggered"
+    events = production_stack.airflow.request("GET", "/assets/events", params={"source_dag_id": "train"})
+    version = str(events["asset_events"][-1]["extra"]["version"])
+    model = httpx.get(f"{production_stack.config.api_url}/model").json()
+    assert model["model_version"] == version
+
+
+def executed(stack: Stack, worker: str) -> list[str]:
+    """Task ids a Celery worker executed, from its own log ("Executing workload ... task_id=...")."""
+    lines = (stack.config.state_dir / "logs" / f"worker-{worker}.log").read_text(errors="replace").splitlines()
+    return [
+        line.split("task_id=", 1)[1].split("/", 1)[0]
+        for line in lines
+        if "Executing workload in Celery" in line and "task_id=" in line
+    ]
+
+
+def test_training_ran_on_the_training_queue(production_stack: Stack, chain: dict):
+    tasks = production_stack.airflow.task_instances("train", chain["train"]["dag_run_id"])
+    training = [t for t in tasks if t["task_id"] == "train_candidate"]
+    assert len(training) == 4
+    assert {t["queue"] for t in training} == {"training"}
+    others = [t for t in tasks if t["task_id"] != "train_candidate" and t["state"] == "success"]
+    assert others and {t["queue"] for t in others} == {"default"}
+    assert executed(production_stack, "worker-training") == ["train_candidate"] * 4
+    default_worker = executed(production_stack, "worker-default")
+    assert "train_candidate" not in default_worker
+    assert {"extract", "clean", "build", "register_best", "verify_live_service"} <= set(default_worker)
+
+
+def test_metadata_really_lives_in_postgres(production_stack: Stack, chain: dict):
+    import psycopg2
+
+    url = production_stack.config.airflow_db_url.replace("postgresql+psycopg2://", "postgresql://")
+    with psycopg2.connect(url) as connection, connection.cursor() as cursor:
+        cursor.execute("select count(*) from dag_run where dag_id = 'train' and state = 'success'")
+        assert cursor.fetchone()[0] >= 1
+    with psycopg2.connect(production_stack.config.mlflow_backend_uri) as connection, connection.cursor() as cursor:
+        cursor.execute("select count(*) from model_versions")
+        assert cursor.fetchone()[0] >= 1
