@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from include.flight_delay import cleaning, sources
 
@@ -58,6 +58,16 @@ class FlightRequest(BaseModel):
     hour: int = Field(ge=0, le=23, description="Hour of the scheduled departure.")
     minute: int = Field(ge=0, le=59, description="Minute of the scheduled departure.")
     time_hour: dt.datetime = Field(description="Scheduled departure hour, ISO-8601 timestamp (UTC).")
+
+    @model_validator(mode="after")
+    def _date_exists(self) -> FlightRequest:
+        # The fields are checked one by one above, so 31 February would pass them and then break
+        # feature building; a date that does not exist is a bad request (422), not a server error.
+        try:
+            dt.date(self.year, self.month, self.day)
+        except ValueError as error:
+            raise ValueError(f"{self.year}-{self.month:02d}-{self.day:02d} is not a calendar date") from error
+        return self
 
 
 @dataclass(frozen=True)

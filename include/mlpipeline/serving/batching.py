@@ -5,11 +5,14 @@ about the same for 1 record as for 1,000: the time goes to per-call work (joins,
 transformers), not to rows. So when requests arrive together, one caller scores all of them in one
 pass instead of each paying that cost alone.
 
-No timer and no extra thread: a caller queues its job; if no batch is running it becomes the
-leader, takes every queued job (up to ``max_size`` rows) and runs ``process`` over them; callers
-that arrive meanwhile wait and are scored together in the next batch, by one of them (its own job first, then the oldest). A lone
-request is therefore processed at once, exactly as without coalescing. Batches run one after
-another, so a batch never sees an older model than the batch before it.
+No extra thread: a caller queues its job; if no batch is running it becomes the leader and runs
+``process`` over its own job and the oldest queued ones (up to ``max_size`` rows); callers that
+arrive meanwhile wait and are scored together in the next batch, led by one of them. A lone caller
+is processed at once, exactly as without coalescing. Under concurrency (the last batch had several
+jobs) a new leader first waits briefly, at most ``GATHER_SHARE`` of the last batch's time, for as
+many callers as the last batch had: otherwise the first caller to come back would run alone and
+the others in a batch of their own, twice the work. Batches run one after another, so a batch
+never sees an older model than the batch before it.
 
 If ``process`` fails for a batch, each of its jobs is retried alone, so a bad request fails only
 its own caller, with the error it would have had on its own.
@@ -18,9 +21,11 @@ its own caller, with the error it would have had on its own.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 
+GATHER_SHARE = 0.2  # under concurrency, a leader waits at most this share of the last batch's time for callers
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 
@@ -50,6 +55,8 @@ class Coalescer(Generic[Job, Result]):
         self._queue: list[_Slot[Job, Result]] = []
         self._busy = False
         self._changed = threading.Condition()
+        self._last_jobs = 0  # jobs in the last batch, and how long it took
+        self._last_seconds = 0.0
         self.batches = 0  # batches run so far (for tests and metrics)
 
     @property
@@ -62,11 +69,16 @@ class Coalescer(Generic[Job, Result]):
         slot: _Slot[Job, Result] = _Slot(job)
         with self._changed:
             self._queue.append(slot)
+            self._changed.notify_all()  # a leader may be gathering
             while self._busy and not slot.done:
                 self._changed.wait()
             if slot.done:
                 return slot.get()
             self._busy = True  # this caller leads the next batch
+            if self._last_jobs > 1:  # callers are concurrent: let the last batch's callers come back first
+                self._changed.wait_for(
+                    lambda: len(self._queue) >= self._last_jobs, timeout=min(GATHER_SHARE * self._last_seconds, 0.05)
+                )
             batch = self._take(slot)
         try:
             self._run(batch)
@@ -91,6 +103,7 @@ class Coalescer(Generic[Job, Result]):
 
     def _run(self, batch: list[_Slot[Job, Result]]) -> None:
         self.batches += 1
+        started = time.perf_counter()
         try:
             try:
                 results = self._process([slot.job for slot in batch])
@@ -110,3 +123,4 @@ class Coalescer(Generic[Job, Result]):
                 if slot.result is None and slot.error is None:
                     slot.error = RuntimeError("the batch this request was part of was aborted")
                 slot.done = True
+            self._last_jobs, self._last_seconds = len(batch), time.perf_counter() - started

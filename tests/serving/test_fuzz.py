@@ -1,0 +1,192 @@
+"""Fuzzing the live API against its own OpenAPI schema, plus hand-written edge cases.
+
+schemathesis reads ``/openapi.json`` from a real uvicorn process and, for every operation, sends
+requests that fit the schema and requests that break it (``positive`` and ``negative`` modes); the
+API key is supplied, since unauthenticated requests are 401 by design. Whatever arrives, the API must
+answer without a server error. The explicit cases below cover inputs that tests/api/test_api.py does
+not: non-standard JSON numbers, streamed bodies over the limit, the variant header, odd but valid
+records, and impossible calendar dates.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    negative_data_rejection,
+    response_schema_conformance,
+)
+
+from .conftest import API_KEY
+
+MAX_BATCH = 20
+MAX_BODY = 64_000
+
+
+@pytest.fixture(scope="module")
+def api(start_api, registry):
+    registry.set_champion(registry.v1)
+    return start_api(MLP_API_MAX_BATCH=str(MAX_BATCH), MLP_API_MAX_BODY_BYTES=str(MAX_BODY))
+
+
+@pytest.fixture(scope="module")
+def api_schema(api):
+    schema = schemathesis.openapi.from_url(f"{api.url}/openapi.json")
+    schema.config.generation.update(with_security_parameters=False)  # the key is sent with every request
+    # Invalid data must be refused with a 4xx; 413 (body over the limit) is as good a refusal as 422.
+    schema.config.checks.negative_data_rejection.expected_statuses = ["4xx", "5xx"]  # 5xx: not_a_server_error
+
+    return schema
+
+
+WITH_INPUT = ["POST /predict", "POST /feedback"]  # body (and the variant header): fuzzed valid and invalid
+WITHOUT_INPUT = ["POST /admin/reload", "GET /health", "GET /ready", "GET /model", "GET /metrics"]
+CASES = [
+    *[(label, GenerationMode.POSITIVE) for label in WITH_INPUT + WITHOUT_INPUT],
+    *[(label, GenerationMode.NEGATIVE) for label in WITH_INPUT],  # nothing to break without input
+]
+CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance, negative_data_rejection]
+
+
+def test_every_operation_is_fuzzed(api_schema):
+    assert sorted(op.ok().label for op in api_schema.get_all_operations()) == sorted(WITH_INPUT + WITHOUT_INPUT)
+
+
+# schemathesis' own pytest plugin (schema.parametrize) fails on pytest 9 ("'Function' object has no
+# attribute '_nodeid'"), so each operation's strategy is driven by a plain Hypothesis test.
+@pytest.mark.parametrize(("label", "mode"), CASES, ids=[f"{label}-{mode}" for label, mode in CASES])
+def test_no_server_errors(api_schema, label, mode):
+    """Any request, valid or not, gets an answer below 500; documented answers match the schema."""
+    operation = api_schema.find_operation_by_label(label)
+
+    @given(case=operation.as_strategy(generation_mode=mode))
+    @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def fuzz(case) -> None:
+        case.call_and_validate(headers={"X-API-Key": API_KEY}, checks=CHECKS)
+
+    fuzz()
+
+
+# explicit cases ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def client(api) -> Iterator[httpx.Client]:
+    with api.client() as http:
+        yield http
+
+
+def post_raw(client: httpx.Client, text: str) -> httpx.Response:
+    return client.post("/predict", content=text.encode(), headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_number_is_422_naming_the_field(client, flights, token):
+    """Python's JSON parser accepts NaN and Infinity; the answer is a 422 on the field, not a 500."""
+    distance = f'"distance": {json.dumps(flights[0]["distance"])}'
+    body = json.dumps({"flights": [flights[0]]}).replace(distance, f'"distance": {token}')
+    assert token in body
+    response = post_raw(client, body)
+    assert response.status_code == 422
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "flights", 0, "distance"]
+
+
+def test_streamed_body_over_the_limit_is_413(client, flights):
+    """Without Content-Length (chunked upload) the limit is enforced while reading, with the same 413."""
+    record = json.dumps(flights[0]).encode()
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"flights": ['
+        for _ in range(MAX_BODY // len(record) + 10):
+            yield record + b","
+        yield record + b"]}"
+
+    response = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    assert "too large" in response.json()["detail"]
+
+
+def test_variant_header(client, flights, registry):
+    body = {"flights": flights[:2]}
+    champion = client.post("/predict", json=body, headers={"X-Model-Variant": "champion"})
+    assert champion.status_code == 200
+    assert {p["model_version"] for p in champion.json()["predictions"]} == {registry.v1}
+    # A/B testing is off: no challenger to force
+    assert client.post("/predict", json=body, headers={"X-Model-Variant": "challenger"}).status_code == 409
+    unknown = client.post("/predict", json=body, headers={"X-Model-Variant": "canary"})
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["loc"] == ["header", "X-Model-Variant"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"tailnum": None},
+        {"carrier": "ÜÖ", "origin": "ÄÖÜ", "dest": "ßßß"},
+        {"year": 1900, "month": 1, "day": 1, "time_hour": "1900-01-01T05:00:00Z"},
+        {"year": 2100, "month": 12, "day": 31, "time_hour": "2100-12-31T12:00:00+05:00"},
+        {"sched_dep_time": 2400, "sched_arr_time": 0, "hour": 0, "minute": 0},
+        {"distance": 10_000},
+    ],
+    ids=["no-tailnum", "non-ascii-codes", "first-year", "last-year", "midnight", "max-distance"],
+)
+def test_odd_but_valid_records_are_answered(client, flights, change):
+    response = client.post("/predict", json={"flights": [flights[0], {**flights[0], **change}]})
+    assert response.status_code == 200, response.text
+    _, odd = response.json()["predictions"]
+    assert 0.0 <= odd["probability"] <= 1.0
+    assert odd["id"] != "nan"
+
+
+def test_codes_are_case_insensitive(client, flights):
+    lower = {**flights[0], **{key: flights[0][key].lower() for key in ("carrier", "origin", "dest")}}
+    response = client.post("/predict", json={"flights": [flights[0], lower]})
+    assert response.status_code == 200
+    first, second = response.json()["predictions"]
+    assert first == second
+
+
+def test_duplicate_records_get_identical_answers(client, flights):
+    response = client.post("/predict", json={"flights": [flights[0]] * 3})
+    assert response.status_code == 200
+    assert len({json.dumps(p, sort_keys=True) for p in response.json()["predictions"]}) == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["null", "[]", '"flights"', '{"flights": null}', '{"flights": [null]}', '{"flights": [[]]}', '{"flights": {}}'],
+)
+def test_wrong_shapes_are_422(client, body):
+    response = post_raw(client, body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][0] == "body"
+
+
+def test_huge_integer_is_422(client, flights):
+    body = json.dumps({"flights": [flights[0]]}).replace(f'"year": {flights[0]["year"]}', '"year": ' + "9" * 400)
+    response = post_raw(client, body)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "flights", 0, "year"]
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/predict"), ("PUT", "/admin/reload"), ("DELETE", "/model")])
+def test_wrong_method_is_405(client, method, path):
+    assert client.request(method, path).status_code == 405
+
+
+@pytest.mark.parametrize("batch", ["alone", "beside-a-valid-record"])
+def test_impossible_calendar_date_is_422(client, flights, batch):
+    impossible = {**flights[0], "month": 2, "day": 31}
+    records = [impossible] if batch == "alone" else [flights[0], impossible]
+    response = client.post("/predict", json={"flights": records})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"][:3] == ["body", "flights", len(records) - 1]
