@@ -85,7 +85,8 @@ def train_candidate(
         window: A :class:`TrainingWindow` as a dict.
         parent_run_id: The training run's parent MLflow run.
         evaluation_artifacts: Also log the evaluation figures, tables and model card under
-            ``evaluation/`` (see :mod:`include.mlpipeline.evaluation`); off only to measure their cost.
+            ``evaluation/`` (see :mod:`include.mlpipeline.evaluation`). The train DAG always does;
+            False saves their few seconds where only the metrics matter (some tests).
 
     Returns:
         name, run id, model URI, threshold, validation and test metrics (small: goes to XCom).

@@ -1,0 +1,480 @@
+"""Training runs, the registry and the promotion gate against a real MLflow tracking server.
+
+Once per module: start ``mlflow server`` (SQLite in a temporary folder), replay 12 days into a lake
+(6 train, 3 validation, 3 test days) and train the two cheap candidates (baseline, logistic
+regression) with the pipeline's own code. Every test registers under a model name of its own, so
+the tests do not depend on each other's order; the environment is restored afterwards.
+
+Losing and winning challengers are the real logged model with a changed test score in the
+results dict that ``register_best`` receives: the gate decides on those numbers, and a real model
+makes the champion's score on the same test days real too. A tie is real: the same candidate
+retrained on the same data version.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from stack import free_port, mlflow_server_command, wait_for_http
+
+from include.mlpipeline import deploy, evaluation, registry, tracking, training
+from include.mlpipeline.etl import FEATURES
+from include.mlpipeline.lake import Lake
+from include.mlpipeline.problem import load_problem
+from include.mlpipeline.quality import DataQualityError
+from include.mlpipeline.settings import get_settings
+
+DAYS = [f"2013-06-{day:02d}" for day in range(1, 13)]
+EXPERIMENT = "registry_tests"
+CHEAP = ("baseline", "logistic_regression")
+EVALUATION_FILES = {
+    "roc_curve.png",
+    "precision_recall_curve.png",
+    "confusion_matrix.png",
+    "calibration.png",
+    "calibration.csv",
+    "permutation_importance.png",
+    "permutation_importance.csv",
+    "model_card.md",
+}
+
+
+@contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set MLP_* variables for the block, then restore them; settings are cached, so clear that cache too."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+
+
+@dataclass
+class Trained:
+    window: dict[str, Any]
+    parent_run_id: str
+    results: list[dict[str, Any]]
+
+    def result(self, name: str) -> dict[str, Any]:
+        return next(r for r in self.results if r["name"] == name)
+
+
+# ------------------------------------------------------------------------------------ fixtures
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    log = (folder / "server.log").open("wb")
+    process = subprocess.Popen(
+        mlflow_server_command(folder, port, workers=1), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/health", timeout=180, process=process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def lake_uri(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The module's settings in the environment and a lake of 12 replayed feature days."""
+    from include.mlpipeline import etl
+
+    uri = f"file://{tmp_path_factory.mktemp('lake')}"
+    with environment(
+        MLP_MLFLOW_TRACKING_URI=mlflow_server,
+        MLP_LAKE_URI=uri,
+        MLP_EXPERIMENT_NAME=EXPERIMENT,
+        MLP_VALIDATION_DAYS="3",
+        MLP_TEST_DAYS="3",
+        MLP_TRAIN_WINDOW_DAYS="60",
+        MLP_RANDOM_SEED="42",
+        MLP_PROMOTION_MIN_GAIN="0.002",
+        MLP_MIN_GAIN_OVER_BASELINE="0.02",
+    ):
+        for source in load_problem().sources:
+            etl.extract_source(source.name, DAYS)
+        etl.transform_partitions(DAYS)
+        etl.build_feature_partitions(DAYS)
+        yield uri
+
+
+@pytest.fixture(scope="module")
+def trained(lake_uri: str) -> Trained:
+    window = training.select_window().to_dict()
+    parent = tracking.start_parent_run(window, run_name="registry tests")
+    results = [tracking.train_candidate(name, window, parent) for name in CHEAP]
+    trained = Trained(window, parent, results)
+    # The loser/winner/floor scenarios shift this score by 0.01 and must stay above the floor.
+    assert trained.result("logistic_regression")["test"]["roc_auc"] >= 0.535, "the real model must pass the floor"
+    return trained
+
+
+@pytest.fixture(scope="module")
+def retrained(trained: Trained) -> Trained:
+    """The logistic regression again, on the same window (same data version), in a new training run."""
+    parent = tracking.start_parent_run(trained.window, run_name="registry tests, retrained")
+    return Trained(trained.window, parent, [tracking.train_candidate("logistic_regression", trained.window, parent)])
+
+
+@pytest.fixture
+def client(mlflow_server: str):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=mlflow_server)
+
+
+@pytest.fixture
+def model_name(lake_uri: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A registered model name of this test's own (``register_best`` and ``deploy`` read it from settings)."""
+    name = f"m_{request.node.name}".replace("[", "_").replace("]", "").replace("-", "_")
+    with environment(MLP_REGISTERED_MODEL_NAME=name):
+        yield name
+
+
+# ------------------------------------------------------------------------------------- helpers
+def register(results: list[dict[str, Any]], window: dict[str, Any], run_name: str) -> tuple[dict[str, Any], str]:
+    """``register_best`` under a parent run of its own (so its tags and metrics are this call's alone)."""
+    parent = tracking.start_parent_run(window, run_name=run_name)
+    return registry.register_best(results, window, parent), parent
+
+
+def with_test_auc(result: dict[str, Any], roc_auc: float) -> dict[str, Any]:
+    changed = copy.deepcopy(result)
+    changed["test"]["roc_auc"] = roc_auc
+    return changed
+
+
+def make_champion(trained: Trained) -> dict[str, Any]:
+    registration, _ = register(trained.results, trained.window, "first model")
+    assert registration["decision"]["promote"], registration["decision"]
+    deploy.promote(registration["version"])
+    return registration
+
+
+def aliases() -> tuple[str | None, str | None]:
+    """(champion, challenger) versions of the current model name."""
+    return registry.alias_version("champion"), registry.alias_version("challenger")
+
+
+def versions(client, name: str) -> list[str]:
+    return sorted(v.version for v in client.search_model_versions(f"name='{name}'"))
+
+
+def run_train_dag(run_name: str, *, newest: str | None = None) -> dict[str, Any]:
+    """What the train DAG does, in order, in this process: window, parent run, candidates, register."""
+    window = training.select_window(newest).to_dict()
+    parent = tracking.start_parent_run(window, run_name=run_name)
+    results = [tracking.train_candidate(name, window, parent) for name in CHEAP]
+    return registry.register_best(results, window, parent)
+
+
+def runs_named(client, run_name: str) -> list:
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    return client.search_runs([experiment.experiment_id], filter_string=f"attributes.run_name = '{run_name}'")
+
+
+def child_runs(client, parent_run_id: str) -> list:
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    return client.search_runs([experiment.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+
+
+def copy_lake(source_uri: str, target: Path, change: Callable[[str, pd.DataFrame], pd.DataFrame]) -> str:
+    """A copy of the feature partitions with ``change(day, frame)`` applied to each day; returns its URI."""
+    source, uri = Lake(source_uri), f"file://{target}"
+    copied = Lake(uri)
+    for day in DAYS:
+        copied.write(FEATURES, day, change(day, source.read(FEATURES, day)))
+    return uri
+
+
+# ------------------------------------------------------------------------------ tracking runs
+def test_child_runs_keep_their_lineage_and_log_evaluation_artifacts(trained: Trained, client) -> None:
+    import mlflow
+
+    result = trained.result("logistic_regression")
+    run = client.get_run(result["run_id"])
+
+    assert run.data.tags["mlflow.parentRunId"] == trained.parent_run_id
+    assert run.data.tags["data_version"] == trained.window["data_version"]
+    assert run.data.tags["code_version"]
+    assert run.data.params["candidate"] == "logistic_regression"
+    assert run.data.params["data_version"] == trained.window["data_version"]
+    assert float(run.data.params["threshold"]) == pytest.approx(result["threshold"], abs=1e-6)
+    assert run.data.metrics["test_roc_auc"] == result["test"]["roc_auc"]
+    assert {f"validation_{k}" for k in result["validation"]} | {f"test_{k}" for k in result["test"]} <= set(
+        run.data.metrics
+    )
+    top_level = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"feature_list.json", "evaluation"} <= top_level
+    assert {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "evaluation")} == EVALUATION_FILES
+    info = mlflow.models.get_model_info(result["model_uri"])
+    assert info.signature is not None
+    assert info.saved_input_example_info is not None
+    assert info.metadata["threshold"] == result["threshold"]
+
+    card = Path(
+        mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="evaluation/model_card.md")
+    ).read_text()
+    assert trained.window["data_version"] in card
+    assert f"{result['threshold']:.4f}" in card
+    assert f"| roc_auc | {result['validation']['roc_auc']:.4f} | {result['test']['roc_auc']:.4f} |" in card
+    assert evaluation.threshold_rule().startswith("the probability cut-off that maximizes F1")
+
+
+def test_evaluation_report_needs_no_mlflow(lake_uri: str, tmp_path: Path) -> None:
+    problem = load_problem()
+    window = training.select_window()
+    data = training.load_training_set(window, problem=problem)
+    fitted = training.fit_candidate("logistic_regression", data, problem=problem, seed=42)
+
+    written = evaluation.write_evaluation(
+        tmp_path, problem=problem, candidate="logistic_regression", window=window, data=data, fitted=fitted, seed=42
+    )
+
+    assert {path.name for path in written} == EVALUATION_FILES
+    for path in written:
+        if path.suffix == ".png":
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", path.name
+    importance = pd.read_csv(tmp_path / "permutation_importance.csv")
+    assert sorted(importance["feature"]) == sorted(problem.feature_columns)
+    calibration = pd.read_csv(tmp_path / "calibration.csv")
+    assert calibration.groupby("part")["rows"].sum().to_dict() == {
+        "test": len(data.test),
+        "validation": len(data.validation),
+    }
+    card = (tmp_path / "model_card.md").read_text()
+    for section in (
+        "## Problem",
+        "## Data",
+        "## Metrics",
+        "## Decision threshold",
+        "## Intended use",
+        "## Known limits",
+    ):
+        assert section in card
+    assert problem.description in card
+
+
+def test_retraining_on_the_same_data_version_logs_identical_metrics(
+    trained: Trained, retrained: Trained, client
+) -> None:
+    import mlflow
+
+    first = client.get_run(trained.result("logistic_regression")["run_id"])
+    second = client.get_run(retrained.result("logistic_regression")["run_id"])
+
+    assert first.info.run_id != second.info.run_id
+    assert first.data.tags["data_version"] == second.data.tags["data_version"]
+    assert first.data.metrics == second.data.metrics  # every metric, exactly
+    assert first.data.params == second.data.params
+    tables = [
+        pd.read_csv(
+            mlflow.artifacts.download_artifacts(
+                run_id=run.info.run_id, artifact_path="evaluation/permutation_importance.csv"
+            )
+        )
+        for run in (first, second)
+    ]
+    pd.testing.assert_frame_equal(tables[0], tables[1], check_exact=True)
+
+
+def test_retraining_a_seeded_forest_logs_identical_metrics(trained: Trained, client) -> None:
+    parent = tracking.start_parent_run(trained.window, run_name="forest twice")
+    # Metrics only (the artifacts' reproducibility is shown above): keeps this test to two forest fits.
+    runs = [
+        tracking.train_candidate("random_forest", trained.window, parent, evaluation_artifacts=False)["run_id"]
+        for _ in range(2)
+    ]
+
+    first, second = (client.get_run(run_id).data for run_id in runs)
+
+    assert first.metrics == second.metrics
+    assert first.params == second.params
+    assert sorted(r.info.run_id for r in child_runs(client, parent)) == sorted(runs)
+
+
+# --------------------------------------------------------------------------------- the gate
+def test_first_model_passes_the_gate_and_deploy_makes_it_champion(trained: Trained, model_name: str, client) -> None:
+    assert aliases() == (None, None)
+
+    registration, parent = register(trained.results, trained.window, "first model")
+
+    decision = registration["decision"]
+    assert decision["promote"] is True
+    assert decision["reason"].startswith("first model")
+    assert (registration["version"], registration["candidate"]) == ("1", "logistic_regression")
+    assert aliases() == (None, "1"), "the gate marks the challenger; only deploy moves the champion"
+    assert client.get_model_version(model_name, "1").tags["promotion_decision"] == "promote"
+
+    assert deploy.promote(registration["version"]) == {"version": "1", "previous": None}
+    assert aliases() == ("1", "1")
+
+    run = client.get_run(parent).data
+    assert run.tags["promotion_decision"] == "promote"
+    assert run.tags["registered_version"] == "1"
+    assert run.tags["best_candidate"] == "logistic_regression"
+    assert run.metrics["challenger_test_roc_auc"] == trained.result("logistic_regression")["test"]["roc_auc"]
+    assert run.metrics["baseline_test_roc_auc"] == trained.result("baseline")["test"]["roc_auc"] == 0.5
+    assert "champion_test_roc_auc" not in run.metrics
+
+
+def test_a_losing_challenger_takes_the_challenger_alias_and_the_champion_stays(
+    trained: Trained, model_name: str, client
+) -> None:
+    make_champion(trained)
+    champion_auc = trained.result("logistic_regression")["test"]["roc_auc"]
+    loser = with_test_auc(trained.result("logistic_regression"), champion_auc - 0.01)
+
+    registration, parent = register([trained.result("baseline"), loser], trained.window, "loser")
+
+    assert registration["version"] == "2"
+    assert registration["previous_champion"] == "1"
+    assert registration["decision"]["promote"] is False
+    assert "does not beat the champion" in registration["decision"]["reason"]
+    assert aliases() == ("1", "2")
+    assert client.get_model_version(model_name, "2").tags["promotion_decision"] == "keep_champion"
+    run = client.get_run(parent).data
+    assert run.tags["promotion_decision"] == "keep_champion"
+    assert run.tags["promotion_reason"] == registration["decision"]["reason"]
+    assert run.metrics["challenger_test_roc_auc"] == pytest.approx(champion_auc - 0.01, abs=1e-12)
+    # The champion was re-scored by loading it from the registry, on the same test rows.
+    assert run.metrics["champion_test_roc_auc"] == pytest.approx(champion_auc, abs=1e-12)
+    assert run.metrics["baseline_test_roc_auc"] == 0.5
+
+
+def test_a_winning_challenger_is_approved_and_deploy_moves_the_champion(
+    trained: Trained, model_name: str, client
+) -> None:
+    make_champion(trained)
+    champion_auc = trained.result("logistic_regression")["test"]["roc_auc"]
+    winner = with_test_auc(trained.result("logistic_regression"), champion_auc + 0.01)
+
+    registration, parent = register([trained.result("baseline"), winner], trained.window, "winner")
+
+    assert registration["decision"]["promote"] is True
+    assert "beats the champion" in registration["decision"]["reason"]
+    assert aliases() == ("1", "2")
+    assert deploy.promote(registration["version"]) == {"version": "2", "previous": "1"}
+    assert aliases() == ("2", "2")
+    run = client.get_run(parent).data
+    assert run.tags["promotion_decision"] == "promote"
+    assert run.metrics["challenger_test_roc_auc"] == pytest.approx(champion_auc + 0.01, abs=1e-12)
+    assert run.metrics["champion_test_roc_auc"] == pytest.approx(champion_auc, abs=1e-12)
+
+
+def test_a_tie_keeps_the_champion(trained: Trained, retrained: Trained, model_name: str, client) -> None:
+    make_champion(trained)
+
+    registration, parent = register(
+        [trained.result("baseline"), retrained.result("logistic_regression")], trained.window, "tie"
+    )
+
+    decision = registration["decision"]
+    assert decision["promote"] is False
+    assert decision["challenger_score"] == pytest.approx(decision["champion_score"], abs=1e-12)
+    assert "does not beat the champion" in decision["reason"]
+    assert aliases() == ("1", "2")
+    assert client.get_run(parent).data.tags["promotion_decision"] == "keep_champion"
+
+
+def test_a_first_model_below_the_baseline_floor_is_not_approved(trained: Trained, model_name: str, client) -> None:
+    weak = with_test_auc(trained.result("logistic_regression"), 0.51)
+
+    registration, parent = register([trained.result("baseline"), weak], trained.window, "weak")
+
+    assert registration["decision"]["promote"] is False
+    assert registration["decision"]["reason"].startswith("below the floor")
+    assert aliases() == (None, "1")
+    assert client.get_run(parent).data.tags["promotion_decision"] == "keep_champion"
+
+
+# --------------------------------------------------------------------------------- bad inputs
+@pytest.fixture
+def champion(trained: Trained, model_name: str) -> str:
+    """This test's model name, with version 1 registered and champion (so "nothing new" is visible)."""
+    make_champion(trained)
+    return model_name
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("2013-06-05", "the lake", r"enough_days.*5 feature partitions available, 7 needed"),
+        (None, "an empty lake", r"enough_days.*0 feature partitions available, 7 needed"),
+    ],
+    ids=["too_few_days", "empty_lake"],
+)
+def test_a_window_without_enough_days_registers_nothing(
+    champion: str, client, tmp_path: Path, case: tuple[str | None, str, str]
+) -> None:
+    newest, which_lake, message = case
+    lake = f"file://{tmp_path}/empty-lake" if which_lake == "an empty lake" else os.environ["MLP_LAKE_URI"]
+
+    with environment(MLP_LAKE_URI=lake), pytest.raises(DataQualityError, match=message):
+        run_train_dag("not enough days", newest=newest)
+
+    assert versions(client, champion) == ["1"]
+    assert aliases() == ("1", "1")
+    assert runs_named(client, "not enough days") == [], "the window fails before any run opens"
+
+
+def _single_class_test_days(day: str, frame: pd.DataFrame) -> pd.DataFrame:
+    if day in DAYS[-3:]:
+        frame = frame.assign(**{load_problem().target: 0})
+    return frame
+
+
+def _renamed_column(day: str, frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.rename(columns={"distance": "distance_miles"})
+
+
+def _leakage_column(day: str, frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(arr_delay=np.float64(0.0)) if day == DAYS[4] else frame
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        (_single_class_test_days, r"test_has_both_classes\. The test days 2013-06-10\.\.2013-06-12 hold \d+ rows"),
+        (_renamed_column, r"quality gate 'training_set' failed: .*column_in_dataframe:distance"),
+        (_leakage_column, r"quality gate 'training_set' failed: .*no_leakage_columns"),
+    ],
+    ids=["single_class_label", "renamed_feature_column", "leakage_column"],
+)
+def test_bad_training_data_fails_with_a_clear_message_and_registers_nothing(
+    champion: str, client, lake_uri: str, tmp_path: Path, case: tuple[Callable[[str, pd.DataFrame], pd.DataFrame], str]
+) -> None:
+    change, message = case
+    run_name = f"bad data {change.__name__}"
+    broken = copy_lake(lake_uri, tmp_path / "lake", change)
+
+    with environment(MLP_LAKE_URI=broken), pytest.raises(DataQualityError, match=message):
+        run_train_dag(run_name)
+
+    assert versions(client, champion) == ["1"]
+    assert aliases() == ("1", "1")
+    (parent,) = runs_named(client, run_name)
+    assert child_runs(client, parent.info.run_id) == [], "no candidate run (and no model) was logged"
