@@ -745,10 +745,16 @@ class Monitoring:
         self.folder.mkdir(parents=True, exist_ok=True)
         config = self.folder / "prometheus.yml"
         config.write_text(yaml.safe_dump(self.prometheus_config(), sort_keys=False))
-        pushgateway = [str(binaries["pushgateway"]), f"--web.listen-address=127.0.0.1:{self.pushgateway_port}"]
-        if self.persist:  # make run: pushed metrics survive a restart, like the rest of .local/
-            pushgateway.append(f"--persistence.file={self.folder / 'pushgateway.db'}")
-        self._spawn("pushgateway", pushgateway)
+        # make run: pushed metrics survive a restart, like the rest of .local/. Always explicit: Debian's
+        # build defaults to /var/lib/prometheus/pushgateway.data, shared by every Pushgateway on the machine.
+        persistence = self.folder / "pushgateway.db" if self.persist else ""
+        self._spawn(
+            "pushgateway",
+            [
+                str(binaries["pushgateway"]), f"--web.listen-address=127.0.0.1:{self.pushgateway_port}",
+                f"--persistence.file={persistence}",
+            ],
+        )  # fmt: skip
         self._spawn(
             "statsd-bridge",
             [

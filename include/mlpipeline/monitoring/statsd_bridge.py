@@ -688,7 +688,8 @@ def _address(text: str) -> tuple[str, int]:
     host, _, port = text.rpartition(":")
     if not port.isdigit():
         raise argparse.ArgumentTypeError(f"expected host:port, got {text!r}")
-    return host or "0.0.0.0", int(port)  # noqa: S104 - an empty host means all interfaces, as in statsd_exporter
+    # An empty host means all interfaces, as in statsd_exporter.
+    return host or "0.0.0.0", int(port)  # noqa: S104  # nosec B104
 
 
 class Bridge:
