@@ -324,21 +324,19 @@ def fit_candidate(
     return fitted
 
 
+def _git(*args: str) -> str:
+    # git from PATH with fixed arguments: nothing user-controlled reaches this command.
+    command = ["git", "-C", str(PROJECT_ROOT), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=5, check=True).stdout.strip()  # nosec
+
+
 def code_version() -> str:
     """The git commit of the code (MLP_CODE_VERSION wins, e.g. baked into an image at build time)."""
     if os.environ.get("MLP_CODE_VERSION"):
         return os.environ["MLP_CODE_VERSION"]
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(PROJECT_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(PROJECT_ROOT), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
+        commit = _git("rev-parse", "HEAD")
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
         return f"{commit}-dirty" if dirty else commit
     except (OSError, subprocess.SubprocessError):
         return "unknown"
