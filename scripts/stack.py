@@ -807,13 +807,51 @@ class Monitoring:
         self.stop()
 
 
-def local_config() -> StackConfig:
-    """The configuration `make run` uses: state in .local/, the lake in data/lake, default ports."""
+def celery_workers_from_text(text: str) -> tuple[tuple[str, str], ...]:
+    """``"worker-default:default,worker-training:training"`` -> ((name, queues), ...); queues split by ``;``."""
+    workers = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, queues = item.partition(":")
+        if not name or not queues:
+            raise ValueError(f"MLP_STACK_CELERY_WORKERS: expected name:queue[;queue...], got {item!r}")
+        workers.append((name, queues.replace(";", ",")))
+    return tuple(workers)
+
+
+def local_config(environ: dict[str, str] | None = None) -> StackConfig:
+    """The configuration `make run` uses: state in .local/, the lake in data/lake, default ports.
+
+    The production-like backends are a matter of environment, not code (README, "Production-like
+    stack"): ``MLP_STACK_AIRFLOW_DB_URL`` (SQLAlchemy URL of the metadata database),
+    ``MLP_STACK_MLFLOW_BACKEND_URI`` (MLflow's backend store), and for the CeleryExecutor
+    ``MLP_STACK_CELERY_BROKER_URL`` with ``MLP_STACK_CELERY_WORKERS`` (``name:queue,...``; the train
+    DAG's candidates go to the queue named by ``MLP_TRAINING_QUEUE``). Unset, everything is SQLite
+    and the LocalExecutor.
+    """
+    env = os.environ if environ is None else environ
+    overrides: dict[str, Any] = {}
+    if env.get("MLP_STACK_AIRFLOW_DB_URL"):
+        overrides["airflow_db_url"] = env["MLP_STACK_AIRFLOW_DB_URL"]
+    if env.get("MLP_STACK_MLFLOW_BACKEND_URI"):
+        overrides["mlflow_backend_uri"] = env["MLP_STACK_MLFLOW_BACKEND_URI"]
+    if env.get("MLP_STACK_CELERY_BROKER_URL"):
+        if not overrides.get("airflow_db_url", "").startswith("postgresql"):
+            raise ValueError("the CeleryExecutor needs MLP_STACK_AIRFLOW_DB_URL on PostgreSQL (not SQLite)")
+        queue = env.get("MLP_TRAINING_QUEUE", "default")
+        default_workers = "worker-default:default" + (f",worker-{queue}:{queue}" if queue != "default" else "")
+        overrides.update(
+            executor="CeleryExecutor",
+            celery_broker_url=env["MLP_STACK_CELERY_BROKER_URL"],
+            # Task states go to the metadata database (Celery's result backend on SQLAlchemy).
+            celery_result_backend="db+" + overrides["airflow_db_url"].replace("+psycopg2", ""),
+            celery_workers=celery_workers_from_text(env.get("MLP_STACK_CELERY_WORKERS", default_workers)),
+        )
     return StackConfig(
         state_dir=ROOT / ".local",
         lake_uri=f"file://{ROOT}/data/lake",
         dvc_remote_url=str(ROOT / "data" / "dvc-remote"),
         monitoring=True,
+        **overrides,
     )
 
 
