@@ -81,7 +81,11 @@ def clean_weather(weather: pd.DataFrame) -> pd.DataFrame:
 
 def attach_weather(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame:
     """Join the origin's observation nearest the scheduled departure (within 2 hours)."""
-    observations = clean_weather(weather)
+    return join_observations(flights, clean_weather(weather))
+
+
+def join_observations(flights: pd.DataFrame, observations: pd.DataFrame) -> pd.DataFrame:
+    """:func:`attach_weather` on observations already cleaned by :func:`clean_weather`."""
     out = flights.drop(columns=[c for c in WEATHER_COLUMNS if c in flights.columns])
     out["_row"] = np.arange(len(out))
     has_ts = out["sched_dep_ts"].notna()
@@ -102,9 +106,18 @@ def attach_weather(flights: pd.DataFrame, weather: pd.DataFrame) -> pd.DataFrame
 
 def attach_planes(flights: pd.DataFrame, planes: pd.DataFrame) -> pd.DataFrame:
     """Join plane year, seats and engines by tail number; keep unknown planes with a flag."""
-    registry = planes.drop_duplicates("tailnum").rename(
+    return join_plane_registry(flights, plane_registry(planes))
+
+
+def plane_registry(planes: pd.DataFrame) -> pd.DataFrame:
+    """One row per tail number with the plane columns the features use (the API builds it once)."""
+    return planes.drop_duplicates("tailnum").rename(
         columns={"year": "plane_year", "seats": "plane_seats", "engines": "plane_engines"}
     )[["tailnum", "plane_year", "plane_seats", "plane_engines"]]
+
+
+def join_plane_registry(flights: pd.DataFrame, registry: pd.DataFrame) -> pd.DataFrame:
+    """:func:`attach_planes` with the registry already built by :func:`plane_registry`."""
     out = flights.merge(registry, on="tailnum", how="left", indicator=True)
     out["plane_known"] = out["_merge"] == "both"
     return out.drop(columns="_merge")
@@ -119,9 +132,18 @@ def attach_airlines(flights: pd.DataFrame, airlines: pd.DataFrame) -> pd.DataFra
 
 def enrich(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame, airlines: pd.DataFrame) -> pd.DataFrame:
     """The pre-departure part of cleaning, shared by the ETL and the API."""
+    return enrich_prepared(flights, clean_weather(weather), plane_registry(planes), airlines)
+
+
+def enrich_prepared(
+    flights: pd.DataFrame, observations: pd.DataFrame, registry: pd.DataFrame, airlines: pd.DataFrame
+) -> pd.DataFrame:
+    """:func:`enrich` with the lookups prepared once (:func:`clean_weather`, :func:`plane_registry`),
+    as the API holds them: preparing them per request cost more than everything else a one-flight
+    request does."""
     out = scheduled_departure_timestamp(flights)
-    out = attach_weather(out, weather)
-    out = attach_planes(out, planes)
+    out = join_observations(out, observations)
+    out = join_plane_registry(out, registry)
     return attach_airlines(out, airlines)
 
 

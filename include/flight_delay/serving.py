@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import pandas as pd
@@ -78,14 +79,26 @@ class FlightLookups:
     planes: pd.DataFrame
     airlines: pd.DataFrame
 
+    @cached_property
+    def observations(self) -> pd.DataFrame:
+        """The weather cleaned once (one row per airport and hour), for every request to join."""
+        return cleaning.clean_weather(self.weather)
+
+    @cached_property
+    def plane_registry(self) -> pd.DataFrame:
+        """The plane registry deduplicated once, for every request to join."""
+        return cleaning.plane_registry(self.planes)
+
 
 def load_serving_context() -> FlightLookups:
     """Weather, planes and airlines from the same sources the ETL reads."""
-    return FlightLookups(
+    lookups = FlightLookups(
         weather=sources.whole_table("weather"),
         planes=sources.whole_table("planes"),
         airlines=sources.whole_table("airlines"),
     )
+    _ = lookups.observations, lookups.plane_registry  # prepared at start-up, not in the first request
+    return lookups
 
 
 def serving_frame(records: Sequence[Mapping[str, Any]], lookups: FlightLookups) -> pd.DataFrame:
@@ -94,7 +107,7 @@ def serving_frame(records: Sequence[Mapping[str, Any]], lookups: FlightLookups) 
     flights["origin"] = flights["origin"].str.upper()
     flights["dest"] = flights["dest"].str.upper()
     flights["carrier"] = flights["carrier"].str.upper()
-    return cleaning.enrich(flights, lookups.weather, lookups.planes, lookups.airlines)
+    return cleaning.enrich_prepared(flights, lookups.observations, lookups.plane_registry, lookups.airlines)
 
 
 def canary_records() -> list[dict[str, Any]]:
