@@ -42,3 +42,23 @@ def test_shifted_weather_is_caught():
     assert {"temp", "wind_speed", "wind_gust"} <= set(drifted)
     assert scores["temp"] >= drift.DRIFT_THRESHOLD > scores["distance"]
     assert share == pytest.approx(len(drifted) / len(features))
+
+
+def test_window_reference_reads_train_and_validation_days_only(lake, make_features, monkeypatch):
+    from include.mlpipeline.etl import FEATURES
+    from include.mlpipeline.lake import PARTITION_COLUMN
+
+    days = pd.date_range("2013-02-01", periods=6).date
+    for day in days:
+        lake.write(FEATURES, day, make_features(day, rows=50))
+    reference = drift.window_reference(days[1], days[4], lake=lake, problem=PROBLEM)  # test days start at days[4]
+    assert set(reference[PARTITION_COLUMN].dt.date) == set(days[1:4])
+    assert len(reference) == 150 and set(PROBLEM.feature_columns) <= set(reference.columns)
+
+    monkeypatch.setattr(drift, "REFERENCE_ROWS", 40)  # a fixed sample: the same rows every time
+    first = drift.window_reference(days[0], days[4].isoformat(), lake=lake, problem=PROBLEM)
+    again = drift.window_reference(days[0].isoformat(), days[4], lake=lake, problem=PROBLEM)
+    assert len(first) == 40 and first.equals(again)
+
+    with pytest.raises(FileNotFoundError, match="no feature partitions"):
+        drift.window_reference("2013-03-01", "2013-03-10", lake=lake, problem=PROBLEM)

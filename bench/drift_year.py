@@ -1,0 +1,421 @@
+"""Seasonal drift on a full-year replay: the monitor's drift decision for every week of 2013.
+
+The `monitor` DAG compares the newest `MLP_DRIFT_WINDOW_DAYS` (7) days with the champion's training
+reference and requests a retrain when the share of drifted features (Evidently, PSI >= 0.25 per
+feature) reaches `MLP_DRIFT_SHARE_THRESHOLD` (30%). This bench replays that decision week by week,
+without Airflow or MLflow, calling what the monitor calls (include/mlpipeline/monitoring/drift.py):
+`current_window` for the newest days, `window_reference` (the body of `reference_frame`) for the
+reference, `drift_report` for the scores, and the monitor's rule (share >= threshold). The lake is
+built in-process by the steps the `etl` and `features` DAGs call (`extract_source`,
+`transform_partition`, `build_feature_partition`), with the 2013 dates as logical dates (the replay
+maps each day onto itself). Thresholds and windows come from the settings (MLP_* variables).
+
+The reference is emulated: the monitor reads the champion's window from its MLflow run, here the
+champion is assumed to have been trained by `training.select_window`, as the train DAG does:
+
+- **rolling** (first table): before each week, a champion trained on the last
+  `MLP_TRAIN_WINDOW_DAYS` (60) feature days up to the day before the week. Its reference is that
+  window without its `MLP_TEST_DAYS` (5) test days: 55 days ending 6 days before the week. This is
+  the freshest champion the pipeline can have (train runs after every ETL day and is promoted
+  only when it wins), so these shares are the least drift the monitor can see.
+- **retrain cycle** (second table): the champion changes only when the monitor requests a retrain
+  (as if no scheduled challenger ever beat it by the promotion margin). The drift retrain trains on
+  the last `MLP_RETRAIN_WINDOW_DAYS` (30) feature days up to the monitored day, as the train DAG does
+  on `retrain_requested`, and is assumed promoted; from the next week on, the monitor compares with
+  its reference (20 train + 5 validation days). The cycle is also replayed with 60-day retrains
+  (`MLP_TRAIN_WINDOW_DAYS`, a full-size window); `--retrain-window-days` picks other windows.
+
+The first week starts when the first champion of a fresh `make run` would exist:
+`MLP_BOOTSTRAP_DAYS` + 1 (36) days after `--start`; until 60 days exist, the window holds every day
+so far. The monitor runs after every ETL day on the 7 days up to it; the bench samples it once a
+week (the run of each week's last day, so the weeks do not overlap). Only the newest-days comparison
+is replayed: there is no served traffic, hence no served-inputs drift and no live ROC AUC (the
+monitor's two other retrain reasons).
+
+    python bench/drift_year.py [--lake DIR] [--start 2013-01-01] [--end 2013-12-31]
+                               [--retrain-window-days N] [--json FILE]
+
+With `--lake DIR` the lake is kept there and reused (only missing feature days are built).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from include.mlpipeline import etl, training
+from include.mlpipeline.lake import Lake
+from include.mlpipeline.monitoring import drift
+from include.mlpipeline.problem import ProblemSpec, load_problem
+from include.mlpipeline.quality import DataQualityError
+from include.mlpipeline.settings import Settings
+
+# New York weather of 2013 a replay of that year should show, from public weather reports (dates of
+# multi-day events approximate); the summary prints the data's own daily cancelled share beside each.
+KNOWN_EVENTS = [
+    ("2013-01-22", "2013-01-24", "Arctic cold wave"),
+    ("2013-02-08", "2013-02-09", 'blizzard "Nemo"'),
+    ("2013-03-06", "2013-03-08", "March nor'easter"),
+    ("2013-06-07", "2013-06-07", "remnants of tropical storm Andrea"),
+    ("2013-06-24", "2013-07-31", "summer thunderstorm season"),
+    ("2013-07-14", "2013-07-20", "heat wave"),
+    ("2013-11-26", "2013-11-27", "Thanksgiving storm"),
+    ("2013-12-08", "2013-12-17", "December snow (8-10, 14-15, 17 Dec)"),
+    ("2013-12-30", "2013-12-31", "no weather data after 30 Dec 18:00 (a gap, not weather)"),
+]
+
+
+def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
+    return [start + dt.timedelta(days=n) for n in range((end - start).days + 1)]
+
+
+# ----------------------------------------------------------------------------------- the lake
+def build_lake(
+    lake: Lake, days: list[dt.date], *, problem: ProblemSpec, settings: Settings, chunk: int = 31
+) -> dict[str, Any]:
+    """Extract, clean and build the features of every day without a feature partition yet."""
+    have = set(lake.partitions(etl.FEATURES))
+    todo = [d for d in days if d not in have]
+    timing = {"extract_s": 0.0, "clean_s": 0.0, "features_s": 0.0}
+    failed: dict[str, str] = {}
+    for i in range(0, len(todo), chunk):
+        part = todo[i : i + chunk]
+        started = time.monotonic()
+        for source in problem.sources:
+            etl.extract_source(source.name, part, problem=problem, lake=lake, settings=settings)
+        timing["extract_s"] += time.monotonic() - started
+        for day in part:
+            try:
+                started = time.monotonic()
+                summary = etl.transform_partition(day, problem=problem, lake=lake, settings=settings)
+                timing["clean_s"] += time.monotonic() - started
+                if summary["status"] != "published":
+                    failed[day.isoformat()] = summary["status"]
+                    continue
+                started = time.monotonic()
+                etl.build_feature_partition(day, problem=problem, lake=lake, settings=settings)
+                timing["features_s"] += time.monotonic() - started
+            except DataQualityError as error:  # the DAG would fail that day; the replay goes on without it
+                failed[day.isoformat()] = str(error)[:200]
+        print(f"  lake: built {min(i + chunk, len(todo))}/{len(todo)} days (up to {part[-1]})", flush=True)
+    return {"built": len(todo), "cached": len(days) - len(todo), "failed": failed, **timing}
+
+
+def daily_outcomes(lake: Lake, days: list[dt.date]) -> pd.DataFrame:
+    """Flights, late share and cancelled share per day (from the clean partitions)."""
+    have = set(lake.partitions(etl.CLEAN))
+    rows = []
+    for day in days:
+        if day in have:
+            clean = lake.read(etl.CLEAN, day, columns=["is_delayed", "cancelled"])
+            rows.append({"day": day, "flights": len(clean), **clean.mean().to_dict()})
+    return pd.DataFrame(rows).set_index("day")
+
+
+# ------------------------------------------------------------------------------- the monitor
+def champion_window(newest: dt.date, window_days: int, *, lake: Lake, settings: Settings) -> training.TrainingWindow:
+    """The window a champion trained after ``newest`` was published would have (train DAG's select_window)."""
+    return training.select_window(newest, window_days=window_days, lake=lake, settings=settings)
+
+
+def reference_of(window: training.TrainingWindow, *, lake: Lake, problem: ProblemSpec) -> pd.DataFrame:
+    """What ``drift.reference_frame`` reads for a champion with this window (its window start to test start)."""
+    return drift.window_reference(window.days[0], window.test_days[0], lake=lake, problem=problem)
+
+
+def check_week(
+    monitor_day: dt.date,
+    window: training.TrainingWindow,
+    reference: pd.DataFrame,
+    *,
+    lake: Lake,
+    problem: ProblemSpec,
+    settings: Settings,
+) -> dict[str, Any]:
+    """The monitor's newest-days comparison for the ETL run of ``monitor_day``, and its decision."""
+    current = drift.current_window([monitor_day.isoformat()], settings.drift_window_days, lake=lake, problem=problem)
+    _, scores, drifted, share = drift.drift_report(reference, current, drift.monitored_features(problem), problem)
+    return {
+        "monitor_day": monitor_day.isoformat(),
+        "week_start": (monitor_day - dt.timedelta(days=settings.drift_window_days - 1)).isoformat(),
+        "reference": [window.days[0], window.validation_days[-1]],
+        "reference_days": len(window.train_days) + len(window.validation_days),
+        "rows": len(current),
+        "reference_rows": len(reference),
+        "drift_share": share,
+        "drifted": sorted(drifted, key=lambda c: -scores[c]),
+        "scores": scores,
+        "retrain": share >= settings.drift_share_threshold,  # the monitor's rule (monitor())
+        "temp_shift": float(current["temp"].mean() - reference["temp"].mean()),
+    }
+
+
+def replay(
+    monitor_days: list[dt.date],
+    *,
+    lake: Lake,
+    problem: ProblemSpec,
+    settings: Settings,
+    retrain_windows: list[int],
+) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]], int]:
+    """A champion retrained before every week, and (per retrain window) one replaced only on drift retrains.
+
+    Returns:
+        The rolling weeks, the retrain-cycle weeks per retrain window, and how many comparisons ran.
+    """
+    comparisons = 0
+    rolling: list[dict[str, Any]] = []
+    cycles: dict[int, list[dict[str, Any]]] = {days: [] for days in retrain_windows}
+    champions: dict[int, tuple[training.TrainingWindow, pd.DataFrame]] = {}
+    for monitor_day in monitor_days:
+        started = time.monotonic()
+        eve = monitor_day - dt.timedelta(days=settings.drift_window_days)  # the day before the week
+        fresh = champion_window(eve, settings.train_window_days, lake=lake, settings=settings)
+        fresh_reference = reference_of(fresh, lake=lake, problem=problem)
+        rolling.append(check_week(monitor_day, fresh, fresh_reference, lake=lake, problem=problem, settings=settings))
+        comparisons += 1
+        for days, cycle in cycles.items():
+            window, reference = champions.setdefault(days, (fresh, fresh_reference))  # the first champion: shared
+            if window.days == fresh.days:  # the same champion as the rolling one: the same comparison
+                week = dict(rolling[-1])
+            else:
+                week = check_week(monitor_day, window, reference, lake=lake, problem=problem, settings=settings)
+                comparisons += 1
+            week["champion_trained_on"] = [window.days[0], window.days[-1]]
+            cycle.append(week)
+            if week["retrain"]:  # train on retrain_requested: the last `days` feature days up to the monitored day
+                retrained = champion_window(monitor_day, days, lake=lake, settings=settings)
+                champions[days] = (retrained, reference_of(retrained, lake=lake, problem=problem))
+        cycle_shares = ", ".join(f"{days} d {c[-1]['drift_share']:.0%}" for days, c in cycles.items())
+        print(
+            f"  week {rolling[-1]['week_start']}: rolling {rolling[-1]['drift_share']:.0%}; retrain cycle "
+            f"{cycle_shares} ({time.monotonic() - started:.1f} s)",
+            flush=True,
+        )
+    return rolling, cycles, comparisons
+
+
+# ---------------------------------------------------------------------------------- printing
+def short(day: str | dt.date) -> str:
+    return pd.Timestamp(day).strftime("%b %d")
+
+
+def events_in(start: str, end: str) -> list[str]:
+    return [label for first, last, label in KNOWN_EVENTS if first <= end and last >= start]
+
+
+def week_end(week: dict[str, Any]) -> str:
+    return week["monitor_day"]
+
+
+def top_features(week: dict[str, Any], n: int = 4) -> str:
+    if not week["drifted"]:
+        return "-"
+    shown = ", ".join(f"{c} {week['scores'][c]:.2f}" for c in week["drifted"][:n])
+    more = len(week["drifted"]) - n
+    return f"{shown}{f' (+{more})' if more > 0 else ''}"
+
+
+def outcome_of(outcomes: pd.DataFrame, start: str, end: str) -> tuple[float, float, str]:
+    """Late share of the week, and its worst day by cancelled share."""
+    week = outcomes.loc[dt.date.fromisoformat(start) : dt.date.fromisoformat(end)]
+    late = float((week["is_delayed"] * week["flights"]).sum() / week["flights"].sum())
+    worst = week["cancelled"].idxmax()
+    return late, float(week["cancelled"].max()), short(worst)
+
+
+def print_rolling(rolling: list[dict[str, Any]], outcomes: pd.DataFrame, settings: Settings) -> None:
+    print(
+        f"\n### Rolling champion (retrained on the last {settings.train_window_days} days before each week)\n\n"
+        "| week | reference (train + validation days) | flights | late | worst day (cancelled) | Δ temp °F "
+        "| drift share | top drifted features (PSI) | retrain | known events |\n"
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | --- | :---: | --- |"
+    )
+    for w in rolling:
+        late, cancelled, worst = outcome_of(outcomes, w["week_start"], week_end(w))
+        n = len(w["scores"])
+        print(
+            f"| {short(w['week_start'])}-{short(week_end(w))} "
+            f"| {short(w['reference'][0])}-{short(w['reference'][1])} ({w['reference_days']} d) "
+            f"| {w['rows']:,} | {late:.0%} | {worst} ({cancelled:.0%}) | {w['temp_shift']:+.1f} "
+            f"| {w['drift_share']:.0%} ({len(w['drifted'])}/{n}) | {top_features(w)} "
+            f"| {'**yes**' if w['retrain'] else 'no'} | {'; '.join(events_in(w['week_start'], week_end(w)))} |"
+        )
+
+
+def print_cycles(cycles: dict[int, list[dict[str, Any]]]) -> None:
+    """One row per week; per retrain window: the champion's reference, its age, the drift share, the decision."""
+    heads = " | ".join(f"{d}-day retrain: reference | age | drift share | retrain" for d in cycles)
+    print(
+        "\n### Retrain cycle (the champion is replaced only when the monitor requests a retrain)\n\n"
+        f"| week | {heads} |\n| --- |" + " --- | ---: | ---: | :---: |" * len(cycles)
+    )
+    for weeks in zip(*cycles.values(), strict=True):
+        cells = []
+        for w in weeks:
+            age = (dt.date.fromisoformat(w["week_start"]) - dt.date.fromisoformat(w["reference"][1])).days
+            cells.append(
+                f"{short(w['reference'][0])}-{short(w['reference'][1])} | {age} d | {w['drift_share']:.0%} "
+                f"| {'**yes**' if w['retrain'] else 'no'}"
+            )
+        print(f"| {short(weeks[0]['week_start'])}-{short(week_end(weeks[0]))} | {' | '.join(cells)} |")
+
+
+def print_summary(
+    rolling: list[dict[str, Any]],
+    cycles: dict[int, list[dict[str, Any]]],
+    outcomes: pd.DataFrame,
+    settings: Settings,
+    timing: dict[str, float],
+) -> None:
+    threshold = settings.drift_share_threshold
+    flagged = [w for w in rolling if w["retrain"]]
+    calm = [w for w in rolling if not w["retrain"]]
+    shares = sorted(w["drift_share"] for w in rolling)
+    print(f"\n### Summary (threshold: {threshold:.0%} of {len(rolling[0]['scores'])} features at PSI >= 0.25)\n")
+    print(
+        f"- Rolling champion: {len(flagged)} of {len(rolling)} weeks request a retrain. Drift share over all weeks: "
+        f"median {shares[len(shares) // 2]:.0%}, range {shares[0]:.0%}-{shares[-1]:.0%}; "
+        + (
+            f"unflagged weeks {min(w['drift_share'] for w in calm):.0%}-{max(w['drift_share'] for w in calm):.0%}."
+            if calm
+            else "no unflagged weeks."
+        )
+    )
+    for w in flagged:
+        events = events_in(w["week_start"], week_end(w))
+        late, cancelled, worst = outcome_of(outcomes, w["week_start"], week_end(w))
+        print(
+            f"  - {short(w['week_start'])}-{short(week_end(w))}: {w['drift_share']:.0%}, "
+            f"Δ temp {w['temp_shift']:+.1f} °F, late {late:.0%}, worst day {worst} ({cancelled:.0%} cancelled); "
+            f"{'; '.join(events) if events else 'no listed event'}"
+        )
+    print("- Known events and the week containing them (rolling champion):")
+    for first, last, label in KNOWN_EVENTS:
+        weeks = [w for w in rolling if w["week_start"] <= last and week_end(w) >= first]
+        span = outcomes.loc[dt.date.fromisoformat(first) : dt.date.fromisoformat(last)]
+        evidence = f"max daily cancelled {span['cancelled'].max():.0%}" if len(span) else "no data"
+        if not weeks:
+            print(f"  - {first}..{last} {label} ({evidence}): outside the replayed weeks")
+            continue
+        verdicts = ", ".join(
+            f"{short(w['week_start'])} {w['drift_share']:.0%} {'flagged' if w['retrain'] else 'not flagged'}"
+            for w in weeks
+        )
+        print(f"  - {first}..{last} {label} ({evidence}): {verdicts}")
+    counts = Counter(c for w in rolling for c in w["drifted"])
+    print(
+        "- Features drifted most often (weeks, rolling): "
+        + ", ".join(f"{c} {k}" for c, k in counts.most_common(8))
+        + f"; never: {', '.join(sorted(set(rolling[0]['scores']) - set(counts))) or '-'}"
+    )
+    for days, cycle in cycles.items():
+        retrains = [w for w in cycle if w["retrain"]]
+        after = [cycle[i + 1]["drift_share"] for i, w in enumerate(cycle[:-1]) if w["retrain"]]
+        ages = [(dt.date.fromisoformat(w["week_start"]) - dt.date.fromisoformat(w["reference"][1])).days for w in cycle]
+        print(
+            f"- Retrain cycle, {days}-day drift retrains: {len(retrains)} of {len(cycle)} weeks request one "
+            f"({', '.join(short(w['week_start']) for w in retrains) or 'none'}); drift share of the weeks that asked "
+            f"{_mean([w['drift_share'] for w in retrains])}, of the week after each {_mean(after)}; reference age "
+            f"{min(ages)}-{max(ages)} days; longest run without a retrain {_longest_calm(cycle)} weeks."
+        )
+    print(
+        f"- Time: lake {timing['lake_s'] / 60:.1f} min ({timing['built']} days built, {timing['cached']} cached; "
+        f"extract {timing['extract_s']:.0f} s, clean {timing['clean_s']:.0f} s, "
+        f"features {timing['features_s']:.0f} s), "
+        f"drift replay {timing['replay_s'] / 60:.1f} min ({timing['comparisons']} comparisons), "
+        f"total {timing['total_s'] / 60:.1f} min."
+    )
+
+
+def _longest_calm(weeks: list[dict[str, Any]]) -> int:
+    longest = run = 0
+    for w in weeks:
+        run = 0 if w["retrain"] else run + 1
+        longest = max(longest, run)
+    return longest
+
+
+def _mean(values: list[float]) -> str:
+    return f"{sum(values) / len(values):.0%} on average" if values else "n/a"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--start", default="2013-01-01", help="first day of the lake")
+    parser.add_argument("--end", default="2013-12-31", help="last day of the lake")
+    parser.add_argument("--first-week", help="first week's start (default: start + MLP_BOOTSTRAP_DAYS + 1)")
+    parser.add_argument(
+        "--retrain-window-days",
+        type=int,
+        nargs="+",
+        help="drift retrain windows to replay, one retrain cycle each (default: MLP_RETRAIN_WINDOW_DAYS and "
+        "MLP_TRAIN_WINDOW_DAYS, i.e. 30 and 60)",
+    )
+    parser.add_argument("--lake", type=Path, help="keep the lake in this folder and reuse it (default: a temp dir)")
+    parser.add_argument("--json", type=Path, help="write every week's scores here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    warnings.filterwarnings("ignore")
+    total = time.monotonic()
+
+    folder = args.lake or Path(tempfile.mkdtemp(prefix="mlp-drift-year-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = Settings(lake_uri=f"file://{folder.resolve()}")
+    lake, problem = Lake(settings.lake_uri), load_problem()
+    start, end = dt.date.fromisoformat(args.start), dt.date.fromisoformat(args.end)
+    first_week = (
+        dt.date.fromisoformat(args.first_week) if args.first_week else start + dt.timedelta(settings.bootstrap_days + 1)
+    )
+    retrain_windows = args.retrain_window_days or sorted({settings.retrain_window_days, settings.train_window_days})
+    try:
+        print(f"lake {settings.lake_uri}: building {start}..{end}", flush=True)
+        started = time.monotonic()
+        timing: dict[str, Any] = build_lake(lake, days_between(start, end), problem=problem, settings=settings)
+        timing["lake_s"] = time.monotonic() - started
+        if timing["failed"]:
+            print(f"  days without features: {timing['failed']}")
+        outcomes = daily_outcomes(lake, days_between(start, end))
+
+        step = settings.drift_window_days
+        monitor_days = [
+            first_week + dt.timedelta(days=step - 1 + step * k)
+            for k in range((end - first_week).days // step + 1)
+            if first_week + dt.timedelta(days=step - 1 + step * k) <= end
+        ]
+        started = time.monotonic()
+        rolling, cycles, timing["comparisons"] = replay(
+            monitor_days, lake=lake, problem=problem, settings=settings, retrain_windows=retrain_windows
+        )
+        timing["replay_s"] = time.monotonic() - started
+        timing["total_s"] = time.monotonic() - total
+
+        print(
+            f"\nmonitor replay of {len(monitor_days)} weeks, {first_week}..{monitor_days[-1]}: newest "
+            f"{settings.drift_window_days} days vs the champion's reference, {len(drift.monitored_features(problem))} "
+            f"features, PSI >= {drift.DRIFT_THRESHOLD}, retrain at drift share >= {settings.drift_share_threshold:.0%}"
+        )
+        print_rolling(rolling, outcomes, settings)
+        print_cycles(cycles)
+        print_summary(rolling, cycles, outcomes, settings, timing)
+        if args.json:
+            report = {"rolling": rolling, "retrain_cycle": {str(d): c for d, c in cycles.items()}, "timing": timing}
+            args.json.write_text(json.dumps(report, indent=1))
+    finally:
+        if not args.lake:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
