@@ -146,8 +146,10 @@ def check_audit() -> int:
     if vulnerable:
         return 1
     if not audited:
-        print(f"audit: the vulnerability service could not be reached for any of {len(dependencies)} packages "
-              "(offline machine); CI on GitHub runs this audit for real")
+        print(
+            f"audit: the vulnerability service could not be reached for any of {len(dependencies)} packages "
+            "(offline machine); CI on GitHub runs this audit for real"
+        )
         return 0
     skipped = len(dependencies) - len(audited)
     print(f"audit: {len(audited)} packages audited, no known vulnerability ({skipped} skipped)")

@@ -219,6 +219,7 @@ class Stack:
     def __init__(self, config: StackConfig):
         self.config = config
         self.processes: dict[str, subprocess.Popen] = {}
+        self._commands: dict[str, tuple[list[str], dict[str, str]]] = {}  # how each component was started
         self.secrets, self.secrets_created = load_or_create_secrets(config.state_dir / "secrets.json")
         self._airflow: AirflowClient | None = None
         self.monitoring: Monitoring | None = None
@@ -300,6 +301,7 @@ class Stack:
             command, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
         )
         self.processes[name] = process
+        self._commands[name] = (command, env)
         log.debug("started %s (pid %d): %s", name, process.pid, " ".join(command))
         return process
 
@@ -455,6 +457,36 @@ class Stack:
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait()
             self.processes.pop(name, None)
+
+    def kill(self, name: str) -> None:
+        """Crash a component: SIGKILL to its whole process group at once, so no shutdown code runs."""
+        process = self.processes.pop(name)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        log.info("killed %s (pid %d)", name, process.pid)
+
+    def restart(self, name: str, *, kill: bool = False) -> subprocess.Popen:
+        """Start a component again with the command and environment it was first started with.
+
+        A component still running is stopped first: politely (see :meth:`stop`), or, with ``kill``,
+        crashed (see :meth:`kill`). One stopped earlier is just started again, on the same port.
+        Waiting until it answers is the caller's business.
+
+        Returns:
+            The new process.
+        """
+        if name not in self._commands:
+            raise KeyError(f"{name} was never started by this stack; known: {sorted(self._commands)}")
+        if name in self.processes:
+            if kill:
+                self.kill(name)
+            else:
+                self.stop(names=[name])
+        command, env = self._commands[name]
+        process = self._spawn(name, command, env)
+        log.info("restarted %s (pid %d)", name, process.pid)
+        return process
 
     def __enter__(self) -> Self:
         return self.start()

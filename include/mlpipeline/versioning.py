@@ -164,13 +164,56 @@ def restore(dataset: str, day: str, md5: str, out: Path, *, settings: Settings |
     return out
 
 
-def restore_run(run_id: str, out_dir: Path, *, settings: Settings | None = None) -> list[Path]:
-    """Restore every feature partition an MLflow training run saw (its ``data_versions.json``)."""
-    import mlflow
+def run_data_versions(run_id: str, *, tracking_uri: str | None = None) -> dict[str, Any]:
+    """The partition versions an MLflow training run saw.
 
+    The train DAG records its window, with each feature partition's md5, as ``training_window.json``
+    on the parent run; candidates (hence registered model versions) are its child runs. A
+    ``data_versions.json`` on the run itself (``{"dataset", "partitions"}``) wins if present.
+
+    Args:
+        run_id: A parent training run or a candidate's run (a registered version's ``run_id``).
+        tracking_uri: The MLflow server (default: settings).
+
+    Returns:
+        ``{"dataset": ..., "data_version": ... or None, "partitions": {day: md5}, "run_id": run that recorded it}``.
+
+    Raises:
+        DataVersionError: if neither the run nor its parent recorded the partitions.
+    """
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri or get_settings().mlflow_tracking_uri)
+
+    def load(run: str, name: str) -> dict[str, Any] | None:
+        if name not in {info.path for info in client.list_artifacts(run)}:
+            return None
+        with tempfile.TemporaryDirectory(prefix="mlp-run-") as tmp:
+            return json.loads(Path(client.download_artifacts(run, name, tmp)).read_text())
+
+    candidates = [run_id]
+    parent = client.get_run(run_id).data.tags.get("mlflow.parentRunId")
+    if parent:
+        candidates.append(parent)
+    for run in candidates:
+        record = load(run, "data_versions.json")
+        if record is not None:
+            return {"data_version": None, **record, "run_id": run}
+        window = load(run, "training_window.json")
+        if window is not None:
+            return {
+                "dataset": "features",
+                "data_version": window.get("data_version"),
+                "partitions": dict(window.get("md5s") or {}),
+                "run_id": run,
+            }
+    raise DataVersionError(f"MLflow run {run_id} (and its parent) recorded no data versions")
+
+
+def restore_run(run_id: str, out_dir: Path, *, settings: Settings | None = None) -> list[Path]:
+    """Restore every feature partition an MLflow training run saw (see :func:`run_data_versions`)."""
     settings = settings or get_settings()
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    record: dict[str, Any] = mlflow.artifacts.load_dict(f"runs:/{run_id}/data_versions.json")
+    record = run_data_versions(run_id, tracking_uri=settings.mlflow_tracking_uri)
     return [
         restore(record["dataset"], day, md5, out_dir / f"date={day}.parquet", settings=settings)
         for day, md5 in sorted(record["partitions"].items())
