@@ -29,11 +29,21 @@ The first week starts when the first champion of a fresh `make run` would exist:
 `MLP_BOOTSTRAP_DAYS` + 1 (36) days after `--start`; until 60 days exist, the window holds every day
 so far. The monitor runs after every ETL day on the 7 days up to it; the bench samples it once a
 week (the run of each week's last day, so the weeks do not overlap). Only the newest-days comparison
-is replayed: there is no served traffic, hence no served-inputs drift and no live ROC AUC (the
-monitor's two other retrain reasons).
+is replayed: there is no served traffic, hence no served-inputs drift, and no live ROC AUC check in
+the decisions (the monitor's two other retrain reasons; `--live` measures it, without feeding it back).
+
+`--live` adds live performance to the retrain cycles: each champion is actually fitted with
+`training.fit_candidate` (one family, `--live-candidate`, default `hist_gradient_boosting`) on its
+window, split as the train DAG splits it (`load_training_set`), and scores the flights of every
+week it serves (the week's feature partitions, outcomes known later): ROC AUC, log loss and share
+late, beside its own offline test ROC AUC and the settings' `MLP_LIVE_AUC_DROP` limit. A champion
+serves from the week after the retrain that produced it, so it never sees the weeks it scores. A
+**never retrain** champion (the first one, kept all year) is scored on the same weeks, to show what
+retraining buys. Those weeks are reported, not fed back: the replayed decisions stay drift-only.
 
     python bench/drift_year.py [--lake DIR] [--start 2013-01-01] [--end 2013-12-31]
                                [--retrain-window-days N] [--json FILE]
+                               [--live [--live-candidate NAME]]
 
 With `--lake DIR` the lake is kept there and reused (only missing feature days are built).
 """
@@ -161,6 +171,63 @@ def check_week(
     }
 
 
+class LiveReplay:
+    """Champions actually fitted (``training.fit_candidate``) and scored on the weeks they serve.
+
+    One fit per distinct window (the first champion is shared by every cycle and by the never-retrain
+    champion); the week's flights are read once from the feature partitions, which hold the outcome.
+    """
+
+    def __init__(self, candidate: str, *, lake: Lake, problem: ProblemSpec, settings: Settings) -> None:
+        self.candidate, self.lake, self.problem, self.settings = candidate, lake, problem, settings
+        self.models: dict[tuple[str, ...], dict[str, Any]] = {}
+        self.frames: dict[dt.date, pd.DataFrame] = {}
+        self.first: training.TrainingWindow | None = None
+        self.never: list[dict[str, Any]] = []  # the first champion, kept all year
+        self.fit_s = self.score_s = 0.0
+
+    def champion(self, window: training.TrainingWindow) -> dict[str, Any]:
+        """The candidate fitted on this window as the train DAG fits it (train days; threshold on validation)."""
+        key = tuple(window.days)
+        if key not in self.models:
+            started = time.monotonic()
+            data = training.load_training_set(window, problem=self.problem, lake=self.lake)
+            fitted = training.fit_candidate(self.candidate, data, problem=self.problem, seed=self.settings.random_seed)
+            self.models[key] = {"fitted": fitted, "train_rows": len(data.train), "fit_s": time.monotonic() - started}
+            self.fit_s += time.monotonic() - started
+        return self.models[key]
+
+    def flights(self, monitor_day: dt.date) -> pd.DataFrame:
+        """The week's flights with their outcome: feature partitions of the monitored week."""
+        if monitor_day not in self.frames:
+            first = monitor_day - dt.timedelta(days=self.settings.drift_window_days - 1)
+            days = [d for d in self.lake.partitions(etl.FEATURES) if first <= d <= monitor_day]
+            columns = [*self.problem.feature_columns, self.problem.target]
+            self.frames = {monitor_day: self.lake.read_many(etl.FEATURES, days, columns=columns)}  # keep one week
+        return self.frames[monitor_day]
+
+    def score(self, window: training.TrainingWindow, monitor_day: dt.date) -> dict[str, Any]:
+        """Live metrics of the champion of ``window`` on the week ending ``monitor_day``, and its offline ones."""
+        fitted = self.champion(window)["fitted"]
+        started = time.monotonic()
+        week = self.flights(monitor_day)
+        proba = fitted.pipeline.predict_proba(week[self.problem.feature_columns])[:, 1]
+        live = training.evaluate(week[self.problem.target].to_numpy(), proba, fitted.threshold)
+        self.score_s += time.monotonic() - started
+        week_start = monitor_day - dt.timedelta(days=self.settings.drift_window_days - 1)
+        return {
+            "candidate": self.candidate,
+            "trained_on": [window.days[0], window.days[-1]],
+            "window_days": len(window.days),
+            "age_days": (week_start - dt.date.fromisoformat(window.days[-1])).days,
+            "threshold": fitted.threshold,
+            "offline": {k: fitted.test[k] for k in ("roc_auc", "log_loss", "positive_rate")},
+            "live": {k: live[k] for k in ("roc_auc", "log_loss", "positive_rate", "f1", "rows")}
+            | {"mean_probability": float(proba.mean())},
+            "auc_drop": fitted.test["roc_auc"] - live["roc_auc"],
+        }
+
+
 def replay(
     monitor_days: list[dt.date],
     *,
@@ -168,8 +235,12 @@ def replay(
     problem: ProblemSpec,
     settings: Settings,
     retrain_windows: list[int],
+    live: LiveReplay | None = None,
 ) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]], int]:
     """A champion retrained before every week, and (per retrain window) one replaced only on drift retrains.
+
+    With ``live``, each retrain-cycle week also gets the live metrics of the champion serving it
+    (``week["live"]``), and ``live.never`` those of the first champion, never replaced.
 
     Returns:
         The rolling weeks, the retrain-cycle weeks per retrain window, and how many comparisons ran.
@@ -193,11 +264,21 @@ def replay(
                 week = check_week(monitor_day, window, reference, lake=lake, problem=problem, settings=settings)
                 comparisons += 1
             week["champion_trained_on"] = [window.days[0], window.days[-1]]
+            if live:  # the champion served this week; a retrain it requests serves from the next one
+                week["live"] = live.score(window, monitor_day)
             cycle.append(week)
             if week["retrain"]:  # train on retrain_requested: the last `days` feature days up to the monitored day
                 retrained = champion_window(monitor_day, days, lake=lake, settings=settings)
                 champions[days] = (retrained, reference_of(retrained, lake=lake, problem=problem))
+        if live:
+            live.first = live.first or fresh
+            live.never.append(live.score(live.first, monitor_day))
         cycle_shares = ", ".join(f"{days} d {c[-1]['drift_share']:.0%}" for days, c in cycles.items())
+        if live:
+            cycle_shares += "; live ROC AUC " + ", ".join(
+                f"{days} d {c[-1]['live']['live']['roc_auc']:.3f}" for days, c in cycles.items()
+            )
+            cycle_shares += f", never retrained {live.never[-1]['live']['roc_auc']:.3f}"
         print(
             f"  week {rolling[-1]['week_start']}: rolling {rolling[-1]['drift_share']:.0%}; retrain cycle "
             f"{cycle_shares} ({time.monotonic() - started:.1f} s)",
@@ -339,6 +420,122 @@ def print_summary(
     )
 
 
+def print_live(cycles: dict[int, list[dict[str, Any]]], never: list[dict[str, Any]], settings: Settings) -> None:
+    """Per retrain window: each week's champion, drift decision, live and offline ROC AUC; the never-retrained one."""
+    candidate, first = never[0]["candidate"], never[0]
+    for days, cycle in cycles.items():
+        print(
+            f"\n### Live performance, {days}-day retrain cycle ({candidate}; the week's flights scored by the champion "
+            f"serving it; **bold**: live ROC AUC more than {settings.live_auc_drop} below offline)\n\n"
+            f"Never retrained: the first champion ({short(first['trained_on'][0])}-{short(first['trained_on'][1])}, "
+            f"offline test ROC AUC {first['offline']['roc_auc']:.3f}) kept all year. Age: days from the champion's "
+            "newest window day to the week's start.\n\n"
+            "| week | flights | late | champion trained on | age | drift share | retrain | live ROC AUC "
+            "| live log loss | offline test ROC AUC | live - offline | never retrained: live ROC AUC | log loss |\n"
+            "| --- | ---: | ---: | --- | ---: | ---: | :---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        )
+        for w, n in zip(cycle, never, strict=True):
+            live, offline = w["live"]["live"], w["live"]["offline"]
+            gap = live["roc_auc"] - offline["roc_auc"]
+            dropped, never_dropped = -gap > settings.live_auc_drop, n["auc_drop"] > settings.live_auc_drop
+            trained = w["live"]["trained_on"]
+            print(
+                f"| {short(w['week_start'])}-{short(week_end(w))} | {live['rows']:,.0f} | {live['positive_rate']:.0%} "
+                f"| {short(trained[0])}-{short(trained[1])} ({w['live']['window_days']} d) | {w['live']['age_days']} d "
+                f"| {w['drift_share']:.0%} | {'**yes**' if w['retrain'] else 'no'} "
+                f"| {_bold(live['roc_auc'], '.3f', dropped)} | {live['log_loss']:.3f} | {offline['roc_auc']:.3f} "
+                f"| {_bold(gap, '+.3f', dropped)} | {_bold(n['live']['roc_auc'], '.3f', never_dropped)} "
+                f"| {n['live']['log_loss']:.3f} |"
+            )
+
+
+def print_live_summary(
+    cycles: dict[int, list[dict[str, Any]]], never: list[dict[str, Any]], settings: Settings, timing: dict[str, Any]
+) -> None:
+    limit = settings.live_auc_drop
+    print(
+        f"\n### Live performance summary ({never[0]['candidate']}; live ROC AUC check: a drop of more than {limit} "
+        "below the champion's offline test ROC AUC, MLP_LIVE_AUC_DROP)\n"
+    )
+    series = {f"{days}-day retrain cycle": [w["live"] for w in cycle] for days, cycle in cycles.items()}
+    series["never retrained"] = never
+    weeks = next(iter(cycles.values()))
+    for label, scores in series.items():
+        aucs = [s["live"]["roc_auc"] for s in scores]
+        offline = [auc for _, auc in sorted({(tuple(s["trained_on"]), s["offline"]["roc_auc"]) for s in scores})]
+        low, high = min(range(len(aucs)), key=aucs.__getitem__), max(range(len(aucs)), key=aucs.__getitem__)
+        dropped = [i for i, s in enumerate(scores) if s["auc_drop"] > limit]
+        shown = ", ".join(
+            f"{short(weeks[i]['week_start'])} {aucs[i]:.3f} ({-scores[i]['auc_drop']:+.3f})" for i in dropped[:12]
+        )
+        print(
+            f"- {label}: live ROC AUC min {aucs[low]:.3f} ({short(weeks[low]['week_start'])}), median "
+            f"{float(pd.Series(aucs).median()):.3f}, max {aucs[high]:.3f} ({short(weeks[high]['week_start'])}), "
+            f"mean {sum(aucs) / len(aucs):.3f}; mean live log loss "
+            f"{sum(s['live']['log_loss'] for s in scores) / len(scores):.3f}; offline test ROC AUC "
+            + (
+                f"{offline[0]:.3f}. "
+                if len(offline) == 1
+                else f"of its {len(offline)} champions {min(offline):.3f}-{max(offline):.3f}. "
+            )
+            + f"{len(dropped)} of {len(scores)} weeks more than {limit} below offline"
+            + (f": {shown}{f' (+{len(dropped) - 12} more)' if len(dropped) > 12 else ''}." if dropped else ".")
+        )
+    for days, cycle in cycles.items():
+        dropped = [i for i, w in enumerate(cycle) if w["live"]["auc_drop"] > limit]
+        flagged = [i for i in dropped if cycle[i]["retrain"]]
+        back = [i for i in dropped if i + 1 < len(cycle) and cycle[i + 1]["live"]["auc_drop"] <= limit]
+        back_retrained = [i for i in back if cycle[i]["retrain"]]
+        after = [i for i, w in enumerate(cycle[:-1]) if w["retrain"]]
+        change = [cycle[i + 1]["live"]["live"]["roc_auc"] - cycle[i]["live"]["live"]["roc_auc"] for i in after]
+        vs_never = [cycle[i + 1]["live"]["live"]["roc_auc"] - never[i + 1]["live"]["roc_auc"] for i in after]
+        print(
+            f"- {days}-day cycle, drops: "
+            + (
+                f"drift also requested a retrain in {len(flagged)} of the {len(dropped)} weeks that dropped "
+                f"({', '.join(short(cycle[i]['week_start']) for i in flagged) or 'none'}); the live check alone would "
+                f"have asked in {len(dropped) - len(flagged)} more (not replayed: the decisions stay drift-only). The "
+                f"next week was back within {limit} of its champion's offline ROC AUC after {len(back)} of them "
+                f"({len(back_retrained)} with a retrain between)."
+                if dropped
+                else f"no week more than {limit} below its champion's offline ROC AUC."
+            )
+        )
+        if after:
+            print(
+                f"- {days}-day cycle, after its {len(after)} retrains (old champion on the week that asked, new one on "
+                f"the next): live ROC AUC rose in {sum(c > 0 for c in change)} of {len(after)}, mean change "
+                f"{_signed_mean(change)} (range {min(change):+.3f} to {max(change):+.3f}); the new champion beat the "
+                "never-retrained one on "
+                f"its first week in {sum(v > 0 for v in vs_never)} of {len(after)}, by {_signed_mean(vs_never)} on "
+                "average."
+            )
+        gaps = [w["live"]["live"]["roc_auc"] - n["live"]["roc_auc"] for w, n in zip(cycle, never, strict=True)]
+        losses = [w["live"]["live"]["log_loss"] - n["live"]["log_loss"] for w, n in zip(cycle, never, strict=True)]
+        quarters: dict[str, list[float]] = {}
+        for w, gap in zip(cycle, gaps, strict=True):
+            quarters.setdefault(f"Q{(int(w['week_start'][5:7]) - 1) // 3 + 1}", []).append(gap)
+        print(
+            f"- {days}-day cycle vs never retrained: live ROC AUC {_signed_mean(gaps)} on average, higher in "
+            f"{sum(g > 0 for g in gaps)} of {len(gaps)} weeks; log loss {_signed_mean(losses)} on average. "
+            "ROC AUC gap by quarter of the week's start: "
+            + ", ".join(f"{q} {_signed_mean(g)} ({len(g)} weeks)" for q, g in sorted(quarters.items()))
+            + "."
+        )
+    print(
+        f"- Live time: {timing['live_fits']} fits, {timing['live_fit_s']:.0f} s (part of the replay time), "
+        f"scoring {timing['live_score_s']:.0f} s."
+    )
+
+
+def _bold(value: float, spec: str, on: bool) -> str:
+    return f"**{value:{spec}}**" if on else f"{value:{spec}}"
+
+
+def _signed_mean(values: list[float]) -> str:
+    return f"{sum(values) / len(values):+.3f}" if values else "n/a"
+
+
 def _longest_calm(weeks: list[dict[str, Any]]) -> int:
     longest = run = 0
     for w in weeks:
@@ -365,6 +562,18 @@ def main() -> None:
     )
     parser.add_argument("--lake", type=Path, help="keep the lake in this folder and reuse it (default: a temp dir)")
     parser.add_argument("--json", type=Path, help="write every week's scores here")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="fit every retrain-cycle champion and score the weeks it serves (live ROC AUC, log loss, share late), "
+        "and a never-retrained champion for comparison",
+    )
+    parser.add_argument(
+        "--live-candidate",
+        default="hist_gradient_boosting",
+        choices=sorted(training.CANDIDATES),
+        help="the candidate family fitted with --live (default: hist_gradient_boosting)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     warnings.filterwarnings("ignore")
@@ -395,10 +604,13 @@ def main() -> None:
             if first_week + dt.timedelta(days=step - 1 + step * k) <= end
         ]
         started = time.monotonic()
+        live = LiveReplay(args.live_candidate, lake=lake, problem=problem, settings=settings) if args.live else None
         rolling, cycles, timing["comparisons"] = replay(
-            monitor_days, lake=lake, problem=problem, settings=settings, retrain_windows=retrain_windows
+            monitor_days, lake=lake, problem=problem, settings=settings, retrain_windows=retrain_windows, live=live
         )
         timing["replay_s"] = time.monotonic() - started
+        if live:
+            timing.update(live_fits=len(live.models), live_fit_s=live.fit_s, live_score_s=live.score_s)
         timing["total_s"] = time.monotonic() - total
 
         print(
@@ -409,8 +621,13 @@ def main() -> None:
         print_rolling(rolling, outcomes, settings)
         print_cycles(cycles)
         print_summary(rolling, cycles, outcomes, settings, timing)
+        if live:
+            print_live(cycles, live.never, settings)
+            print_live_summary(cycles, live.never, settings, timing)
         if args.json:
             report = {"rolling": rolling, "retrain_cycle": {str(d): c for d, c in cycles.items()}, "timing": timing}
+            if live:
+                report["never_retrained"] = live.never
             args.json.write_text(json.dumps(report, indent=1))
     finally:
         if not args.lake:
