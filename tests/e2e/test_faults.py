@@ -228,6 +228,82 @@ def test_scheduler_crash_mid_chain_loses_and_duplicates_nothing(stack: Stack, cr
     print(f"\nscenario 1: chain recovered {crash['recovery_s']:.0f}s after the scheduler was killed")
 
 
+# ------------------------------------------------ the chain's own guarantees, on scenario 1's outcome
+def test_clean_data_event_describes_the_partitions(stack: Stack, crash: dict[str, Any]):
+    (event,) = asset_events(stack, source_dag_id="etl")
+    extra = event["extra"]
+    assert extra["partitions"][-1] == RUN_DAY
+    assert len(extra["partitions"]) == 21  # the run's day and 20 bootstrap days
+    assert extra["rows_out"] + extra["rows_quarantined"] == extra["rows_in"] > 15_000
+    assert set(extra["content_hashes"]) == set(extra["partitions"])
+
+
+def test_api_serves_the_deployed_version_and_needs_its_key(stack: Stack, crash: dict[str, Any]):
+    (approved,) = asset_events(stack, source_dag_id="train")
+    assert approved["extra"]["decision"]["promote"] is True
+    (deployed,) = asset_events(stack, source_dag_id="deploy")
+    assert deployed["extra"]["version"] == str(approved["extra"]["version"])
+    assert deployed["extra"]["max_abs_difference"] <= 1e-9
+    answer = predict(stack)
+    assert answer["model_version"] == deployed["extra"]["version"]
+    assert len(answer["predictions"]) == 3
+    from include.mlpipeline.problem import load_problem
+
+    records = load_problem().canary_records()[:1]
+    assert httpx.post(f"{stack.config.api_url}/predict", json={"flights": records}).status_code == 401
+
+
+def test_day_without_data_is_a_no_op(stack: Stack, monitor: ChainMonitor, crash: dict[str, Any]):
+    features_runs_before = len(stack.airflow.runs("features"))
+    run = stack.airflow.trigger("etl", conf={"date": "2028-02-29", "bootstrap_days": 0})
+    assert monitor.wait_for_run("etl", run["dag_run_id"], timeout=300)["state"] == "success"
+    states = {t["task_id"]: t["state"] for t in stack.airflow.task_instances("etl", run["dag_run_id"])}
+    assert states["publish"] == "skipped"
+    assert len(asset_events(stack, source_dag_id="etl")) == 1
+    assert len(stack.airflow.runs("features")) == features_runs_before
+
+
+def test_renamed_source_column_fails_the_raw_gate_at_once(
+    stack: Stack, monitor: ChainMonitor, crash: dict[str, Any], source_dir: Path, slack: SlackStub
+):
+    """A table-level break (a renamed column): the raw gate fails without retry; nothing downstream runs."""
+    flights_file = source_dir / "flights.csv.zip"
+    original = flights_file.read_bytes()
+    flights = pd.read_csv(flights_file)
+    flights.rename(columns={"sched_dep_time": "scheduled_departure"}).to_csv(
+        flights_file, index=False, compression={"method": "zip", "archive_name": "flights.csv"}
+    )
+    events_before = len(asset_events(stack, source_dag_id="etl"))
+    features_runs_before = len(stack.airflow.runs("features"))
+    posts_before = len(slack.posts)
+    try:
+        run = stack.airflow.trigger("etl", conf={"date": "2026-07-05", "bootstrap_days": 0})
+        with pytest.raises(RuntimeError, match="failed"):
+            monitor.wait_for_run("etl", run["dag_run_id"], timeout=300)
+    finally:
+        flights_file.write_bytes(original)
+
+    instances = stack.airflow.task_instances("etl", run["dag_run_id"])
+    failed = [t for t in instances if t["task_id"] == "extract" and t["state"] == "failed"]
+    assert len(failed) == 1
+    assert failed[0]["try_number"] == 1, "a data error must not be retried"
+    assert {t["task_id"]: t["state"] for t in instances if t["map_index"] <= 0}["publish"] == "upstream_failed"
+    assert len(asset_events(stack, source_dag_id="etl")) == events_before, "no asset event for the failed run"
+    assert len(stack.airflow.runs("features")) == features_runs_before
+    assert served(stack)["model_version"] == "1"
+    log = stack.airflow.request(
+        "GET",
+        f"/dags/etl/dagRuns/{run['dag_run_id']}/taskInstances/extract/logs/1",
+        params={"map_index": failed[0]["map_index"], "full_content": True},
+        headers={"Accept": "application/json"},
+    )
+    assert "quality gate 'raw_flights' failed" in str(log)
+    assert "column_in_dataframe:sched_dep_time" in str(log)
+    # Its alert is in before the next scenario counts posts.
+    posts = [p for p in slack.wait_for(posts_before + 1, timeout=60)[posts_before:] if run["dag_run_id"] in p.text]
+    assert len(posts) == 1 and "raw_flights" in posts[0].text, [p.text for p in slack.posts[posts_before:]]
+
+
 # ------------------------------------------------------------------------- scenario 2: MLflow down
 def test_mlflow_down_when_train_starts_retries_and_registers_once(stack: Stack, crash: dict[str, Any]):
     from mlflow import MlflowClient
