@@ -129,12 +129,8 @@ def artifact_costs(candidates: list[str], window: Any, data: Any, repeat: int) -
 
 def build_lake(days: list[dt.date]) -> None:
     from include.mlpipeline import etl
-    from include.mlpipeline.problem import load_problem
 
-    for source in load_problem().sources:
-        etl.extract_source(source.name, days)
-    etl.transform_partitions(days)
-    etl.build_feature_partitions(days)
+    etl.replay_days(days)
 
 
 def machine() -> str:

@@ -249,6 +249,23 @@ def build_feature_partitions(days: Sequence[str | dt.date]) -> list[dict[str, An
     return _for_each_day(build_feature_partition, days)
 
 
+def replay_days(days: Sequence[str | dt.date]) -> list[dict[str, Any]]:
+    """Every step for ``days`` in this process: extract each source, clean, build features.
+
+    What the etl and features DAGs do for those days, without Airflow: for tests, benchmarks and
+    notebooks that need a lake (settings say where).
+
+    Returns:
+        The feature partitions' summaries.
+    """
+    from include.mlpipeline.problem import load_problem
+
+    for source in load_problem().sources:
+        extract_source(source.name, days)
+    transform_partitions(days)
+    return build_feature_partitions(days)
+
+
 def publish_summary(dataset: str, summaries: Iterable[dict[str, Any] | list[dict[str, Any]]]) -> dict[str, Any]:
     """The asset event extra of a publishing task: :func:`summarize_partitions`, plus the DVC versions.
 

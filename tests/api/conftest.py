@@ -64,7 +64,6 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="package")
 def registered_model(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]:
     from include.mlpipeline import deploy, etl, registry, tracking, training
-    from include.mlpipeline.problem import load_problem
 
     lake_uri = f"file://{tmp_path_factory.mktemp('lake')}"
     overrides = {
@@ -79,10 +78,7 @@ def registered_model(mlflow_server: str, tmp_path_factory: pytest.TempPathFactor
     os.environ.update(overrides)
     get_settings.cache_clear()
     try:
-        for source in load_problem().sources:
-            etl.extract_source(source.name, DAYS)
-        etl.transform_partitions(DAYS)
-        etl.build_feature_partitions(DAYS)
+        etl.replay_days(DAYS)
         window = training.select_window().to_dict()
         parent = tracking.start_parent_run(window, run_name="api tests")
         results = [tracking.train_candidate(name, window, parent) for name in ("baseline", "logistic_regression")]

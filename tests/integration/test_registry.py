@@ -114,10 +114,7 @@ def lake_uri(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
         MLP_PROMOTION_MIN_GAIN="0.002",
         MLP_MIN_GAIN_OVER_BASELINE="0.02",
     ):
-        for source in load_problem().sources:
-            etl.extract_source(source.name, DAYS)
-        etl.transform_partitions(DAYS)
-        etl.build_feature_partitions(DAYS)
+        etl.replay_days(DAYS)
         yield uri
 
 

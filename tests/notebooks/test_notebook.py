@@ -64,10 +64,7 @@ def pipeline_env(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -
     os.environ.update(values)
     get_settings.cache_clear()
     try:
-        for source in load_problem().sources:
-            etl.extract_source(source.name, DAYS)
-        etl.transform_partitions(DAYS)
-        etl.build_feature_partitions(DAYS)
+        etl.replay_days(DAYS)
         window = training.select_window().to_dict()
         parent = tracking.start_parent_run(window, run_name="notebook tests")
         results = [tracking.train_candidate(name, window, parent) for name in ("baseline", "logistic_regression")]

@@ -121,7 +121,6 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 @pytest.fixture(scope="package")
 def registry(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     from include.mlpipeline import deploy, etl, registry, tracking, training
-    from include.mlpipeline.problem import load_problem
 
     lake_uri = f"file://{tmp_path_factory.mktemp('lake')}"
     overrides = {
@@ -136,10 +135,7 @@ def registry(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFacto
     os.environ.update(overrides)
     get_settings.cache_clear()
     try:
-        for source in load_problem().sources:
-            etl.extract_source(source.name, DAYS)
-        etl.transform_partitions(DAYS)
-        etl.build_feature_partitions(DAYS)
+        etl.replay_days(DAYS)
         window = training.select_window().to_dict()
         parent = tracking.start_parent_run(window, run_name="serving tests")
         baseline = tracking.train_candidate("baseline", window, parent)
