@@ -45,11 +45,14 @@ def _days(values: Iterable[str | dt.date]) -> list[dt.date]:
 def plan_partitions(
     logical_day: str | dt.date, bootstrap_days: int | None = None, lake: Lake | None = None
 ) -> list[str]:
-    """The days an ETL run must (re)build: its own day, plus missing days of the bootstrap window.
+    """The days an ETL run must (re)build: its own day, plus unfinished days of the bootstrap window.
 
     A fresh lake has nothing to train on, so a run also loads the ``bootstrap_days`` days before its
-    own that have no clean partition yet. On a lake that already holds them, only the run's own day
-    is returned. The run's own day is always rebuilt (idempotently).
+    own that are not finished: no clean partition, or a clean partition without features. The second
+    case is a day published by a run that failed on another day: its clean partition was written but
+    no asset event announced it, so nothing downstream built its features; rebuilding it here
+    announces it. On a lake that holds the whole window, only the run's own day is returned. The run's
+    own day is always rebuilt (idempotently).
 
     Args:
         logical_day: The run's logical date.
@@ -62,12 +65,15 @@ def plan_partitions(
     (day,) = _days([logical_day])
     lake = lake or Lake.from_settings()
     bootstrap = get_settings().bootstrap_days if bootstrap_days is None else bootstrap_days
-    existing = set(lake.partitions(CLEAN))
+    finished = set(lake.partitions(CLEAN)) & set(lake.partitions(FEATURES)) if bootstrap else set()
     history = [day - dt.timedelta(days=n) for n in range(bootstrap, 0, -1)]
-    missing = [d for d in history if d not in existing]
+    missing = [d for d in history if d not in finished]
     if missing:
         log.info(
-            "bootstrap: %d of the %d days before %s have no clean partition; loading them", len(missing), bootstrap, day
+            "bootstrap: %d of the %d days before %s are not finished (no clean or no feature partition); loading them",
+            len(missing),
+            bootstrap,
+            day,
         )
     return [d.isoformat() for d in [*missing, day]]
 

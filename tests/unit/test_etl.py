@@ -198,8 +198,10 @@ def test_extract_quarantines_rows_with_mixed_type_bad_values(
 
 # -------------------------------------------------------------------------------- planning
 def _commit_clean(lake: Lake, *days: str) -> None:
+    """Days fully processed: a clean partition and its features."""
     for day in days:
         lake.write(etl.CLEAN, day, pd.DataFrame({"x": [1]}))
+        lake.write(etl.FEATURES, day, pd.DataFrame({"x": [1]}))
 
 
 def test_plan_on_an_empty_lake_bootstraps_the_days_before(lake: Lake) -> None:
@@ -225,6 +227,14 @@ def test_plan_fills_only_the_gaps_and_always_rebuilds_the_run_day(lake: Lake) ->
         "2013-03-09",
         "2013-03-10",
     ]
+
+
+def test_plan_rebuilds_a_published_day_that_never_got_features(lake: Lake) -> None:
+    """A day published by a run that failed on another day was never announced, so never featurised."""
+    _commit_clean(lake, "2013-03-07", "2013-03-09")
+    lake.write(etl.CLEAN, "2013-03-08", pd.DataFrame({"x": [1]}))  # clean, no features
+
+    assert etl.plan_partitions("2013-03-10", bootstrap_days=3, lake=lake) == ["2013-03-08", "2013-03-10"]
 
 
 def test_plan_without_bootstrap_is_the_run_day(lake: Lake) -> None:
