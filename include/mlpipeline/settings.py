@@ -128,6 +128,14 @@ class Settings(EnvSettings):
         5, ge=1, description="Last days of the window before the test days: threshold choice and model selection."
     )
     test_days: int = Field(5, ge=1, description="Last days of the window: held-out test set, never used to fit.")
+    train_max_rows: int = Field(
+        1_000_000,
+        ge=1000,
+        description="Most rows a training run loads from its window (train, validation and test days together). "
+        "A window holding more is sampled as it is read, partition by partition: every day keeps the same share "
+        "of its rows (at least one), chosen by a seeded hash of the key columns, so the same window always gives "
+        "the same rows and memory is bounded by this number instead of by the window.",
+    )
     random_seed: int = Field(42, description="Seed for every random step, so retraining is reproducible.")
 
     # MLflow

@@ -75,6 +75,16 @@ def _window_params(window: TrainingWindow) -> dict[str, Any]:
     }
 
 
+def _sample_params(data: TrainingSet) -> dict[str, Any]:
+    # A window over train_max_rows is fitted on a sample: the run says so, and how big both were.
+    return {
+        "train_max_rows": data.max_rows,
+        "window_rows": data.window_rows,
+        "window_sampled": data.sampled,
+        "train_rows": len(data.train),
+    }
+
+
 def train_candidate(
     name: str, window: dict[str, Any], parent_run_id: str, *, evaluation_artifacts: bool = True
 ) -> dict[str, Any]:
@@ -128,6 +138,7 @@ def train_candidate(
                 "threshold": round(fitted.threshold, 6),
                 "seed": settings.random_seed,
                 **_window_params(training_window),
+                **_sample_params(data),
                 **{
                     f"model__{k}": v
                     for k, v in fitted.pipeline.named_steps["model"].get_params().items()

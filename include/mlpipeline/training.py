@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import os
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -41,7 +41,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
 
 from include.mlpipeline.etl import FEATURES
-from include.mlpipeline.lake import PARTITION_COLUMN, Lake, as_day
+from include.mlpipeline.lake import Lake, PartitionNotFoundError, as_day
 from include.mlpipeline.problem import ProblemSpec, load_problem
 from include.mlpipeline.quality import DataQualityError, apply_gate
 from include.mlpipeline.settings import PROJECT_ROOT, Settings, get_settings
@@ -129,24 +129,131 @@ def select_window(
 
 @dataclass
 class TrainingSet:
+    """The window's rows split by day; ``window_rows`` and ``max_rows`` say whether it was sampled."""
+
     train: pd.DataFrame
     validation: pd.DataFrame
     test: pd.DataFrame
+    window_rows: int | None = None  # rows the window's partitions hold (None: not read from a lake)
+    max_rows: int | None = None  # the cap it was loaded under
+
+    @property
+    def rows(self) -> int:
+        return len(self.train) + len(self.validation) + len(self.test)
+
+    @property
+    def sampled(self) -> bool:
+        return self.window_rows is not None and self.rows < self.window_rows
+
+
+def sample_quotas(rows: Mapping[str, int], max_rows: int) -> dict[str, int]:
+    """How many rows each day keeps so that the window holds at most ``max_rows``.
+
+    Args:
+        rows: Rows of each day's partition.
+        max_rows: The cap on the whole window.
+
+    Returns:
+        Rows to keep per day: all of them when the window fits under the cap; otherwise the same share
+        of every day (so each part, and each day, keeps its weight in the window), plus one row per
+        non-empty day when the cap leaves room for it, never more than ``max_rows`` in total.
+    """
+    total = sum(rows.values())
+    if total <= max_rows:
+        return dict(rows)
+    nonempty = sum(1 for count in rows.values() if count > 0)
+    # One row per day is set aside first, so a thin day (a holiday, a partial delivery) is not sampled away.
+    reserved = 1 if max_rows >= nonempty else 0
+    spread = max_rows - reserved * nonempty
+    # Integer arithmetic: the floors sum to at most ``spread``, so the total never exceeds the cap.
+    return {day: min(count, reserved + count * spread // total) if count else 0 for day, count in rows.items()}
+
+
+def sample_rows(frame: pd.DataFrame, keep: int, key_columns: Sequence[str], seed: int) -> pd.DataFrame:
+    """The ``keep`` rows of ``frame`` whose key hashes lowest, in the frame's order.
+
+    Which rows are kept depends on their keys and the seed, not on their order in the file, so the
+    same partition gives the same sample in every run; and samples are nested (a larger ``keep``
+    keeps every row a smaller one keeps), so windows that overlap share most rows on their common days.
+
+    Args:
+        frame: One partition.
+        keep: Rows to keep; ``frame`` is returned as it is if it has no more than that.
+        key_columns: Columns identifying a row (all columns if none of them is in the frame).
+        seed: Salt of the hash (the pipeline's random seed).
+
+    Returns:
+        At most ``keep`` rows, index reset.
+    """
+    if keep >= len(frame):
+        return frame
+    columns = [c for c in key_columns if c in frame.columns] or list(frame.columns)
+    salt = f"{seed % 10**16:016d}"  # pandas' hash key: 16 characters
+    hashes = pd.util.hash_pandas_object(frame[columns], index=False, hash_key=salt).to_numpy()
+    chosen = np.sort(np.argsort(hashes, kind="stable")[:keep])
+    return frame.iloc[chosen].reset_index(drop=True)
 
 
 def load_training_set(
-    window: TrainingWindow, *, problem: ProblemSpec | None = None, lake: Lake | None = None
+    window: TrainingWindow,
+    *,
+    problem: ProblemSpec | None = None,
+    lake: Lake | None = None,
+    settings: Settings | None = None,
+    max_rows: int | None = None,
 ) -> TrainingSet:
     """Read the window, re-check it against the feature contract, split it by day.
+
+    The window is read one partition at a time. If it holds more than ``max_rows`` rows, each
+    partition is cut to its quota (:func:`sample_quotas`, :func:`sample_rows`) as soon as it is read,
+    so at most the cap plus one partition is ever held, however long or dense the window.
+
+    Args:
+        window: The window (:func:`select_window`).
+        problem: The problem (default: settings.problem).
+        lake: The data lake (default: from settings).
+        settings: Pipeline settings (default: from the environment): the cap and the seed.
+        max_rows: Most rows to load (default: settings.train_max_rows).
+
+    Returns:
+        The train, validation and test rows, and the window's size before sampling.
 
     Raises:
         DataQualityError: if the data breaks the feature contract (no row may fail here: feature
             partitions already passed that gate), or a part has a single class.
     """
+    settings = settings or get_settings()
     problem = problem or load_problem()
     lake = lake or Lake.from_settings()
-    frame = lake.read_many(FEATURES, window.days)
-    days = frame.pop(PARTITION_COLUMN).dt.strftime("%Y-%m-%d")
+    max_rows = settings.train_max_rows if max_rows is None else max_rows
+    days = [as_day(day).isoformat() for day in window.days]
+    sizes = {}
+    for day in days:  # the manifests say how big the window is before any data is read
+        manifest = lake.manifest(FEATURES, day)
+        if manifest is None:
+            raise PartitionNotFoundError(f"no committed partition {FEATURES}/date={day} in {lake.root_uri}")
+        sizes[day] = int(manifest["rows"])
+    window_rows = sum(sizes.values())
+    quotas = sample_quotas(sizes, max_rows)
+    if sum(quotas.values()) < window_rows:
+        log.info(
+            "window %s..%s holds %d rows, more than train_max_rows %d: each of its %d days keeps %.1f%% of its "
+            "rows (at least one), chosen by a hash of %s seeded with %d",
+            days[0],
+            days[-1],
+            window_rows,
+            max_rows,
+            len(days),
+            100 * sum(quotas.values()) / window_rows,
+            "+".join(problem.key_columns) or "every column",
+            settings.random_seed,
+        )
+    frames = []
+    for day in days:
+        frames.append(sample_rows(lake.read(FEATURES, day), quotas[day], problem.key_columns, settings.random_seed))
+    row_days = pd.Series(np.repeat(days, [len(frame) for frame in frames]))
+    frame = pd.concat(frames, ignore_index=True)
+    del frames  # the parts are copies of it below: do not hold the pieces as well
     checked = apply_gate(frame, problem.feature_schema, gate="training_set", max_quarantine_share=0.0).valid
     parts = {}
     for name, part_days in (
@@ -154,7 +261,8 @@ def load_training_set(
         ("validation", window.validation_days),
         ("test", window.test_days),
     ):
-        part = checked.loc[days.isin(part_days).to_numpy()].reset_index(drop=True)
+        part = checked.loc[row_days.isin([as_day(d).isoformat() for d in part_days]).to_numpy()]
+        part = part.reset_index(drop=True)
         classes = sorted(int(value) for value in part[problem.target].unique())
         if len(classes) < 2:
             raise DataQualityError(
@@ -164,8 +272,13 @@ def load_training_set(
                 f"{classes}: a classifier needs both classes.",
             )
         parts[name] = part
-    log.info("training set: %s rows", {k: len(v) for k, v in parts.items()})
-    return TrainingSet(**parts)
+    data = TrainingSet(**parts, window_rows=window_rows, max_rows=max_rows)
+    log.info(
+        "training set: %s rows%s",
+        {k: len(v) for k, v in parts.items()},
+        f" (sampled from {window_rows})" if data.sampled else "",
+    )
+    return data
 
 
 # -------------------------------------------------------------------------------- candidates

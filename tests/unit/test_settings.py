@@ -10,12 +10,14 @@ from include.mlpipeline.settings import Settings, get_settings
 
 def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLP_BOOTSTRAP_DAYS", "3")
+    monkeypatch.setenv("MLP_TRAIN_MAX_ROWS", "250000")
     monkeypatch.setenv("MLP_LAKE_STORAGE_OPTIONS", '{"endpoint_url": "http://minio:9000"}')
     get_settings.cache_clear()
 
     settings = get_settings()
 
     assert settings.bootstrap_days == 3
+    assert settings.train_max_rows == 250_000
     assert settings.lake_storage_options == {"endpoint_url": "http://minio:9000"}
 
 
@@ -47,7 +49,13 @@ def test_urls_lose_their_trailing_slash() -> None:
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("quarantine_max_share", 1.5), ("train_window_days", 2), ("max_parallel_partitions", 0), ("bootstrap_days", -1)],
+    [
+        ("quarantine_max_share", 1.5),
+        ("train_window_days", 2),
+        ("max_parallel_partitions", 0),
+        ("bootstrap_days", -1),
+        ("train_max_rows", 10),
+    ],
 )
 def test_out_of_range_settings_are_refused(field: str, value: object) -> None:
     with pytest.raises(pydantic.ValidationError, match=field):

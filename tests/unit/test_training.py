@@ -128,6 +128,79 @@ def test_training_set_rechecks_the_feature_contract(
         training.load_training_set(window, problem=PROBLEM, lake=feature_lake)
 
 
+# --------------------------------------------------------------- training set over the row cap
+def test_a_window_under_the_row_cap_is_loaded_whole(feature_lake: Lake, split_settings: Settings) -> None:
+    window = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+
+    default = training.load_training_set(window, problem=PROBLEM, lake=feature_lake, settings=split_settings)
+    at_cap = training.load_training_set(window, problem=PROBLEM, lake=feature_lake, max_rows=900)
+
+    assert split_settings.train_max_rows == 1_000_000
+    assert (len(at_cap.train), len(at_cap.validation), len(at_cap.test)) == (300, 300, 300)
+    assert (at_cap.window_rows, at_cap.max_rows, at_cap.sampled) == (900, 900, False)
+    for name in ("train", "validation", "test"):
+        pd.testing.assert_frame_equal(getattr(at_cap, name), getattr(default, name))
+        expected = pd.concat([feature_lake.read(FEATURES, d) for d in getattr(window, f"{name}_days")])
+        pd.testing.assert_frame_equal(getattr(at_cap, name), expected.reset_index(drop=True), check_dtype=False)
+
+
+def test_a_window_over_the_row_cap_is_sampled_deterministically_from_every_day(
+    feature_lake: Lake, split_settings: Settings
+) -> None:
+    window = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+
+    first = training.load_training_set(window, problem=PROBLEM, lake=feature_lake, max_rows=301)
+    second = training.load_training_set(window, problem=PROBLEM, lake=feature_lake, max_rows=301)
+
+    assert first.rows <= 301
+    assert (first.window_rows, first.max_rows, first.sampled) == (900, 301, True)
+    for name, days in (
+        ("train", window.train_days),
+        ("validation", window.validation_days),
+        ("test", window.test_days),
+    ):
+        part = getattr(first, name)
+        pd.testing.assert_frame_equal(part, getattr(second, name))
+        per_day = part["sched_dep_ts"].dt.strftime("%Y-%m-%d").value_counts()
+        assert sorted(per_day.index) == days
+        assert per_day.max() - per_day.min() <= 1  # equal days keep equal shares
+        full = pd.concat([feature_lake.read(FEATURES, d) for d in days])
+        assert set(part["flight_id"]) <= set(full["flight_id"])
+
+
+def test_sampling_keeps_each_days_share_and_a_thin_day(
+    lake: Lake, split_settings: Settings, make_features: Callable[..., pd.DataFrame]
+) -> None:
+    sizes = dict(zip(DAYS[2:], [400, 40, 200, 200, 200, 200], strict=True))
+    for day, rows in sizes.items():
+        lake.write(FEATURES, day, make_features(day, rows=rows))
+    window = training.select_window("2013-03-08", lake=lake, settings=split_settings)
+
+    data = training.load_training_set(window, problem=PROBLEM, lake=lake, max_rows=250, settings=split_settings)
+
+    kept = pd.concat([data.train, data.validation, data.test])["sched_dep_ts"].dt.strftime("%Y-%m-%d").value_counts()
+    assert kept.sum() <= 250
+    assert set(kept.index) == set(sizes)
+    assert kept[DAYS[2]] > 5 * kept[DAYS[3]] >= 5  # 10x the rows, about 10x the sample; the thin day stays
+    assert training.sample_quotas({"a": 3, "b": 1000, "c": 1000}, 100) == {"a": 1, "b": 49, "c": 49}
+    assert training.sample_quotas({"a": 0, "b": 10}, 5) == {"a": 0, "b": 5}
+
+
+def test_the_sample_follows_the_seed_and_nests(make_features: Callable[..., pd.DataFrame]) -> None:
+    frame = make_features("2013-03-01", rows=200)
+    key = PROBLEM.key_columns
+
+    small, large = training.sample_rows(frame, 20, key, seed=42), training.sample_rows(frame, 60, key, seed=42)
+    shuffled = training.sample_rows(frame.sample(frac=1, random_state=0), 20, key, seed=42)
+
+    assert len(small) == 20
+    assert set(small["flight_id"]) <= set(large["flight_id"])
+    assert set(shuffled["flight_id"]) == set(small["flight_id"])  # the keys decide, not the row order
+    assert set(training.sample_rows(frame, 20, key, seed=7)["flight_id"]) != set(small["flight_id"])
+    assert small["flight_id"].tolist() == [f for f in frame["flight_id"] if f in set(small["flight_id"])]  # in order
+    assert training.sample_rows(frame, 500, key, seed=42) is frame
+
+
 # -------------------------------------------------------------------------------- threshold
 def test_choose_threshold_maximises_f1() -> None:
     # cut-off 0.1 -> F1 0.67; 0.35 -> 0.80 (2 TP, 1 FP); 0.4 -> 0.50; 0.8 -> 0.67
