@@ -80,14 +80,19 @@ class FlightLookups:
     airlines: pd.DataFrame
 
     @cached_property
-    def observations(self) -> pd.DataFrame:
-        """The weather cleaned once (one row per airport and hour), for every request to join."""
-        return cleaning.clean_weather(self.weather)
+    def observations(self) -> cleaning.ObservationIndex:
+        """The weather cleaned (one row per airport and hour) and indexed once, for every request."""
+        return cleaning.ObservationIndex.from_observations(cleaning.clean_weather(self.weather))
 
     @cached_property
     def plane_registry(self) -> pd.DataFrame:
         """The plane registry deduplicated once, for every request to join."""
         return cleaning.plane_registry(self.planes)
+
+    @cached_property
+    def carriers(self) -> frozenset[str]:
+        """The carrier codes of the airlines table."""
+        return frozenset(self.airlines["carrier"])
 
 
 def load_serving_context() -> FlightLookups:
@@ -97,7 +102,7 @@ def load_serving_context() -> FlightLookups:
         planes=sources.whole_table("planes"),
         airlines=sources.whole_table("airlines"),
     )
-    _ = lookups.observations, lookups.plane_registry  # prepared at start-up, not in the first request
+    _ = lookups.observations, lookups.plane_registry, lookups.carriers  # prepared at start-up, not in the first request
     return lookups
 
 
@@ -107,7 +112,7 @@ def serving_frame(records: Sequence[Mapping[str, Any]], lookups: FlightLookups) 
     flights["origin"] = flights["origin"].str.upper()
     flights["dest"] = flights["dest"].str.upper()
     flights["carrier"] = flights["carrier"].str.upper()
-    return cleaning.enrich_prepared(flights, lookups.observations, lookups.plane_registry, lookups.airlines)
+    return cleaning.enrich_prepared(flights, lookups.observations, lookups.plane_registry, lookups.carriers)
 
 
 def canary_records() -> list[dict[str, Any]]:
