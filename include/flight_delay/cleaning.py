@@ -164,13 +164,17 @@ class ObservationIndex:
 
 def join_observations(flights: pd.DataFrame, observations: pd.DataFrame | ObservationIndex) -> pd.DataFrame:
     """:func:`attach_weather` on observations already cleaned by :func:`clean_weather` (or indexed)."""
-    if not isinstance(observations, ObservationIndex):
-        observations = ObservationIndex.from_observations(observations)
     out = flights.drop(columns=[c for c in WEATHER_COLUMNS if c in flights.columns]).reset_index(drop=True)
     stamps = out["sched_dep_ts"].to_numpy(dtype="datetime64[ns]")
-    rows = observations.nearest(out["origin"].astype(str).to_numpy(), stamps)
-    weather = _gather(observations.values, rows, WEATHER_COLUMNS).assign(weather_missing=rows < 0)
-    return pd.concat([out, weather], axis=1)
+    return pd.concat([out, weather_at(out["origin"], stamps, observations)], axis=1)
+
+
+def weather_at(origins: pd.Series, stamps: np.ndarray, observations: pd.DataFrame | ObservationIndex) -> pd.DataFrame:
+    """The weather columns and ``weather_missing`` for flights from ``origins`` at ``stamps`` (positional)."""
+    if not isinstance(observations, ObservationIndex):
+        observations = ObservationIndex.from_observations(observations)
+    rows = observations.nearest(origins.astype(str).to_numpy(), stamps)
+    return _gather(observations.values, rows, WEATHER_COLUMNS).assign(weather_missing=rows < 0)
 
 
 def _gather(values: np.ndarray, rows: np.ndarray, columns: list[str]) -> pd.DataFrame:
@@ -200,15 +204,17 @@ def plane_registry(planes: pd.DataFrame) -> pd.DataFrame:
 
 
 def join_plane_registry(flights: pd.DataFrame, registry: pd.DataFrame) -> pd.DataFrame:
-    """:func:`attach_planes` with the registry already built by :func:`plane_registry`.
-
-    A left join by tail number, done as a lookup in the registry's index (its hash table is built
-    once per registry, so a caller holding the registry pays it once).
-    """
+    """:func:`attach_planes` with the registry already built by :func:`plane_registry`."""
     out = flights.drop(columns=[c for c in PLANE_COLUMNS if c in flights.columns]).reset_index(drop=True)
-    rows = registry.index.get_indexer(out["tailnum"])
+    return pd.concat([out, planes_of(out["tailnum"], registry)], axis=1)
+
+
+def planes_of(tailnums: pd.Series, registry: pd.DataFrame) -> pd.DataFrame:
+    """The plane columns and ``plane_known`` for ``tailnums`` (positional): a left join by tail number,
+    done as a lookup in the registry's index, whose hash table is built once per registry."""
+    rows = registry.index.get_indexer(tailnums)
     planes = _gather(registry.to_numpy(dtype="float64", na_value=np.nan), rows, PLANE_COLUMNS)
-    return pd.concat([out, planes.assign(plane_known=rows >= 0)], axis=1)
+    return planes.assign(plane_known=rows >= 0)
 
 
 def attach_airlines(flights: pd.DataFrame, airlines: pd.DataFrame | frozenset[str]) -> pd.DataFrame:
@@ -233,13 +239,24 @@ def enrich_prepared(
     registry: pd.DataFrame,
     airlines: pd.DataFrame | frozenset[str],
 ) -> pd.DataFrame:
-    """:func:`enrich` with the lookups prepared once (:func:`clean_weather`, :func:`plane_registry`),
-    as the API holds them: preparing them per request cost more than everything else a one-flight
-    request does."""
-    out = scheduled_departure_timestamp(flights)
-    out = join_observations(out, observations)
-    out = join_plane_registry(out, registry)
-    return attach_airlines(out, airlines)
+    """:func:`enrich` with the lookups prepared once (:func:`clean_weather` or :class:`ObservationIndex`,
+    :func:`plane_registry`, the carrier codes), as the API holds them.
+
+    The same rules as applying :func:`scheduled_departure_timestamp`, :func:`join_observations`,
+    :func:`join_plane_registry` and :func:`attach_airlines` in turn, with the added columns joined
+    in one step: each step's copy of the frame cost more than its rule for the API's few-row requests.
+    """
+    stamps = local_timestamps(*(flights[c] for c in ("year", "month", "day", "hour", "minute")))
+    known = airlines if isinstance(airlines, frozenset) else frozenset(airlines["carrier"])
+    added = [
+        pd.DataFrame({"sched_dep_ts": stamps}),
+        weather_at(flights["origin"], stamps, observations),
+        planes_of(flights["tailnum"], registry),
+        pd.DataFrame({"carrier_known": flights["carrier"].isin(known).to_numpy()}),
+    ]
+    replaced = {column for frame in added for column in frame.columns}
+    out = flights.drop(columns=[c for c in flights.columns if c in replaced]).reset_index(drop=True)
+    return pd.concat([out, *added], axis=1)
 
 
 def transform(raw: Mapping[str, pd.DataFrame], day: dt.date) -> pd.DataFrame:
