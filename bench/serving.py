@@ -29,7 +29,6 @@ import contextlib
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -45,7 +44,7 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
-from stack import free_port, mlflow_server_command, wait_for_http  # noqa: E402
+from stack import free_port, running_mlflow_server, stop_process_group, wait_for_http  # noqa: E402
 
 API_KEY = "bench-key"
 DAYS = [f"2013-06-{day:02d}" for day in range(1, 13)]
@@ -146,13 +145,7 @@ class Service:
     process: subprocess.Popen
 
     def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_process_group(self.process, timeout=30)
 
 
 def start_ours(model: Model, lake_uri: str, log_dir: Path, workers: int) -> Service:
@@ -387,20 +380,9 @@ def registry_server(args: argparse.Namespace, folder: Path) -> Iterator[Model]:
     if args.tracking_uri:
         yield Model(args.tracking_uri, args.model, args.version, "given")
         return
-    port = free_port()
-    process = subprocess.Popen(
-        mlflow_server_command(folder / "mlflow", port, workers=1),
-        stdout=(folder / "mlflow.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{url}/health", timeout=300, process=process)
+    with running_mlflow_server(folder / "mlflow", workers=1) as url:
         print(f"[bench] MLflow at {url}; training {args.candidate} on {len(DAYS)} replayed days", flush=True)
         yield train_and_register(url, f"file://{folder}/lake", args.candidate)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
 
 
 def main() -> None:

@@ -29,7 +29,6 @@ import multiprocessing
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,7 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from stack import free_port, mlflow_server_command, wait_for_http  # noqa: E402
+from stack import running_mlflow_server  # noqa: E402
 
 
 def warm_up(barrier: Any | None = None) -> int:
@@ -174,59 +173,46 @@ def main() -> None:
             os.environ[variable] = str(args.threads)
     header = machine()  # before anything of ours loads the machine
 
-    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
-        folder, port = Path(tmp), free_port()
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-train-") as tmp,
+        # Two server workers, as make run starts it: parallel candidates upload their models at once.
+        running_mlflow_server(Path(tmp) / "mlflow", workers=2) as tracking_uri,
+    ):
+        folder = Path(tmp)
         os.environ.update(
             {
                 "MLP_LAKE_URI": f"file://{folder}/lake",
-                "MLP_MLFLOW_TRACKING_URI": f"http://127.0.0.1:{port}",
+                "MLP_MLFLOW_TRACKING_URI": tracking_uri,
                 "MLP_EXPERIMENT_NAME": "bench_train_parallel",
                 "MLP_DVC_WORKDIR": str(folder / "dvc"),
                 "MLP_DVC_REMOTE_URL": str(folder / "dvc-remote"),
                 "MLFLOW_DISABLE_TELEMETRY": "true",
             }
         )
-        log = (folder / "mlflow.log").open("wb")
-        # Two server workers, as make run starts it: parallel candidates upload their models at once.
-        server = subprocess.Popen(
-            mlflow_server_command(folder / "mlflow", port, workers=2),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        try:
-            wait_for_http(f"http://127.0.0.1:{port}/health", timeout=180, process=server)
-            days = [args.last_day - dt.timedelta(days=n) for n in range(args.days - 1, -1, -1)]
-            started = time.perf_counter()
-            build_lake(days)
-            lake_seconds = time.perf_counter() - started
+        days = [args.last_day - dt.timedelta(days=n) for n in range(args.days - 1, -1, -1)]
+        started = time.perf_counter()
+        build_lake(days)
+        lake_seconds = time.perf_counter() - started
 
-            from include.mlpipeline import training
+        from include.mlpipeline import training
 
-            window = training.select_window(window_days=args.days)
-            data = training.load_training_set(window)
-            candidates = list(training.CANDIDATES)
-            warm_up()
-            context = multiprocessing.get_context("spawn")
-            with context.Manager() as manager, ProcessPoolExecutor(args.workers, mp_context=context) as pool:
-                barrier = manager.Barrier(args.workers)
-                list(pool.map(warm_up, [barrier] * args.workers))
-                results: dict[str, list[dict[str, float]]] = {"sequential": [], "parallel": []}
-                for repeat in range(args.repeat):
-                    if repeat % 2 == 0:
-                        results["sequential"].append(sequential(candidates, window.to_dict()))
-                        results["parallel"].append(parallel(pool, candidates, window.to_dict()))
-                    else:
-                        results["parallel"].append(parallel(pool, candidates, window.to_dict()))
-                        results["sequential"].append(sequential(candidates, window.to_dict()))
-            costs = artifact_costs(candidates, window, data, args.repeat)
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-            log.close()
+        window = training.select_window(window_days=args.days)
+        data = training.load_training_set(window)
+        candidates = list(training.CANDIDATES)
+        warm_up()
+        context = multiprocessing.get_context("spawn")
+        with context.Manager() as manager, ProcessPoolExecutor(args.workers, mp_context=context) as pool:
+            barrier = manager.Barrier(args.workers)
+            list(pool.map(warm_up, [barrier] * args.workers))
+            results: dict[str, list[dict[str, float]]] = {"sequential": [], "parallel": []}
+            for repeat in range(args.repeat):
+                if repeat % 2 == 0:
+                    results["sequential"].append(sequential(candidates, window.to_dict()))
+                    results["parallel"].append(parallel(pool, candidates, window.to_dict()))
+                else:
+                    results["parallel"].append(parallel(pool, candidates, window.to_dict()))
+                    results["sequential"].append(sequential(candidates, window.to_dict()))
+        costs = artifact_costs(candidates, window, data, args.repeat)
 
     median = {mode: {key: statistics.median(r[key] for r in runs) for key in runs[0]} for mode, runs in results.items()}
     print(f"machine: {header}")

@@ -127,6 +127,39 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = N
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
 
 
+def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
+    """End a process started with ``start_new_session=True`` and everything it started: SIGTERM to its
+    group, SIGKILL to what is left after ``timeout`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        log.warning("pid %d did not stop in %.0fs; killing its group", process.pid, timeout)
+    with contextlib.suppress(ProcessLookupError):  # also workers that outlived their parent
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+@contextlib.contextmanager
+def running_mlflow_server(folder: Path, *, workers: int = 1, timeout: float = 180) -> Iterator[str]:
+    """An ``mlflow server`` with its registry and artifacts in ``folder`` (log: ``folder/server.log``)
+    for tests and benchmarks; yields its URL once it answers, stops it and its workers on exit."""
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "server.log").open("wb") as server_log:
+        process = subprocess.Popen(
+            mlflow_server_command(folder, port, workers=workers),
+            stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_for_http(f"{url}/health", timeout=timeout, process=process)
+            yield url
+        finally:
+            stop_process_group(process)
+
+
 def code_version() -> str:
     """The commit of the code (MLP_CODE_VERSION wins), as ``include.mlpipeline.training.code_version`` says it."""
     if os.environ.get("MLP_CODE_VERSION"):

@@ -9,14 +9,13 @@ venv's), whose environment points at that lake and server, exactly as a user's w
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from stack import free_port, mlflow_server_command, wait_for_http
+from stack import free_port, running_mlflow_server
 
 from include.mlpipeline.settings import get_settings
 
@@ -28,22 +27,8 @@ EXPERIMENT = "notebook_tests"
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("mlflow")
-    port = free_port()
-    log = (folder / "server.log").open("wb")
-    process = subprocess.Popen(
-        mlflow_server_command(folder, port, workers=1), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/health", timeout=180, process=process)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+    with running_mlflow_server(tmp_path_factory.mktemp("mlflow")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

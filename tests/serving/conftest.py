@@ -10,9 +10,7 @@ API processes; the environment changes are undone afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -24,7 +22,7 @@ from typing import Any, Self
 
 import httpx
 import pytest
-from stack import ROOT, free_port, mlflow_server_command, wait_for_http
+from stack import ROOT, free_port, mlflow_server_command, stop_process_group, wait_for_http
 
 from include.mlpipeline.settings import get_settings
 
@@ -60,14 +58,7 @@ class MlflowServer:
         """Stop the server and every process it started; afterwards the port refuses connections."""
         if self.process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        stop_process_group(self.process)
         deadline = time.monotonic() + 20
         while _accepts_connections(self.url) and time.monotonic() < deadline:  # workers exiting
             time.sleep(0.1)
