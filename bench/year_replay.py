@@ -13,7 +13,25 @@ Airflow 3.3 refuses to create a backfill on SQLite while the scheduler runs, so 
 production-like one: Airflow on PostgreSQL with the CeleryExecutor, a Redis broker and ``--workers``
 Celery workers (127.0.0.1:5432 and :6379; the databases are created and dropped here).
 
+With ``--faults`` the same year runs under the faults the fault tests inject one at a time
+(tests/e2e/test_faults.py), all in one replay:
+
+- a corrupt source day (``--bad-day``, every flight with a negative distance, in a private copy of
+  the source files): its ``clean`` gate must block that day and only that day;
+- Slack and Sentry unreachable for the whole year (their URLs point at closed ports): alerts fail,
+  the pipeline's outcome must not change;
+- the scheduler SIGKILLed (with its process group) at a quarter and three quarters of the ETL runs,
+  and every Celery worker, with the task processes they run (mid-write), at half; each restarted
+  10 s later. The killed tasks are found by their missing heartbeats and retried;
+- after the backfill, ``train`` is triggered while the MLflow server is down, and MLflow comes back
+  45 s later: train retries and registers exactly one version, which the reconciliation then
+  traces to its data version.
+
+The expected outcome: every ETL run succeeds except the bad day's, whose ``clean`` task fails once
+(no retry), nothing is published or announced for that day, and the reconciliation balances.
+
     python bench/year_replay.py [--start 2013-01-01] [--end 2013-12-31] [--parallel 4] [--workers 2] [--keep DIR]
+    python bench/year_replay.py --faults [--bad-day 2013-07-01]
 """
 
 from __future__ import annotations
@@ -22,6 +40,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -33,7 +52,14 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
-from stack import Stack, StackConfig, create_postgres_database, drop_postgres_database  # noqa: E402
+from stack import (  # noqa: E402
+    Stack,
+    StackConfig,
+    create_postgres_database,
+    drop_postgres_database,
+    free_port,
+    wait_for_http,
+)
 
 REDIS_DB = 12  # a database of the local Redis nothing else here uses; flushed before and after
 
@@ -83,8 +109,8 @@ def stage_totals(stack: Stack, dataset: str) -> dict[str, int]:
     return totals
 
 
-def reconcile(stack: Stack) -> Any:
-    """Reconcile the lake with every asset event of the stack (no models: train is paused)."""
+def reconcile(stack: Stack, model_name: str | None = None) -> Any:
+    """Reconcile the lake with every asset event of the stack, and the registry's versions if named."""
     from include.mlpipeline.lake import Lake
     from include.mlpipeline.reconciliation import reconcile_stack
 
@@ -95,7 +121,90 @@ def reconcile(stack: Stack) -> Any:
         offset += 100
         if offset >= page["total_entries"]:
             break
-    return reconcile_stack(lake=Lake(stack.config.lake_uri), events=events)
+    return reconcile_stack(
+        lake=Lake(stack.config.lake_uri),
+        events=events,
+        tracking_uri=stack.config.mlflow_url if model_name else None,
+        model_name=model_name,
+        dvc_remote_url=(stack.config.dvc_remote_url or str(stack.config.state_dir / "dvc-remote"))
+        if model_name
+        else None,
+    )
+
+
+def corrupt_source_copy(folder: Path, bad_day: dt.date) -> Path:
+    """A copy of the source files in which every flight of ``bad_day``'s month and day has distance -1."""
+    import pandas as pd
+
+    from include.flight_delay import sources
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sources.data_dir().iterdir():
+        if path.suffix in {".csv", ".zip"}:
+            shutil.copy(path, folder / path.name)
+    flights_file = folder / "flights.csv.zip"
+    flights = pd.read_csv(flights_file, low_memory=False)
+    flights.loc[(flights["month"] == bad_day.month) & (flights["day"] == bad_day.day), "distance"] = -1.0
+    flights.to_csv(flights_file, index=False, compression={"method": "zip", "archive_name": "flights.csv"})
+    return folder
+
+
+def fault_env(state: Path, bad_day: dt.date) -> dict[str, str]:
+    """The environment of a replay under faults (see the module docstring)."""
+    closed = free_port()  # nothing listens here: Slack and Sentry are down for the whole replay
+    return {
+        "MLP_FLIGHTS_DATA_DIR": str(corrupt_source_copy(state / "source", bad_day)),
+        "AIRFLOW_CONN_SLACK_DEFAULT": json.dumps(
+            {"conn_type": "slackwebhook", "password": f"http://127.0.0.1:{closed}/services/T0/B0/down"}
+        ),
+        "MLP_SENTRY_DSN": f"http://publickey@127.0.0.1:{closed}/1",
+        "MLP_ALERT_TIMEOUT_S": "5",
+        # How soon the scheduler adopts or fails what a dead scheduler or worker left running (defaults
+        # 300 s each): shortened so the killed tasks are retried within the replay, not minutes later.
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "10",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "60",
+        # One quick client retry, so that an MLflow outage reaches Airflow's own retry (see test_faults).
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
+
+
+def crash_and_restart(stack: Stack, names: list[str], sampler: MemorySampler, down_s: float = 10) -> int:
+    """SIGKILL components' process groups at once, start them again ``down_s`` later, keep sampling
+    their memory. Returns how many task instances were running just before the kill."""
+    running = stack.airflow.request("GET", "/dags/~/dagRuns/~/taskInstances", params={"state": "running", "limit": 1})[
+        "total_entries"
+    ]
+    for name in names:
+        stack.kill(name)
+    time.sleep(down_s)
+    for name in names:
+        stack.restart(name)
+    sampler.roots = [p.pid for p in stack.processes.values()]
+    return running
+
+
+def train_through_mlflow_outage(stack: Stack, sampler: MemorySampler, down_s: float = 45) -> dict[str, Any]:
+    """Trigger train with MLflow down, bring MLflow back ``down_s`` later; the run's state and retried tasks."""
+    stack.airflow.set_paused("train", False)
+    stack.kill("mlflow")
+    run = stack.airflow.trigger("train")
+    time.sleep(down_s)
+    stack.restart("mlflow")
+    wait_for_http(f"{stack.config.mlflow_url}/health", timeout=180, process=stack.processes["mlflow"])
+    sampler.roots = [p.pid for p in stack.processes.values()]
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        state = stack.airflow.request("GET", f"/dags/train/dagRuns/{run['dag_run_id']}")["state"]
+        if state in {"success", "failed"}:
+            break
+        time.sleep(5)
+    tries = {
+        t["task_id"]: t["try_number"]
+        for t in stack.airflow.task_instances("train", run["dag_run_id"])
+        if (t["try_number"] or 0) > 1
+    }
+    return {"state": state, "tasks that needed a retry": tries}
 
 
 def main() -> None:
@@ -106,6 +215,8 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the stack's state in this folder (default: a temp dir)")
     parser.add_argument("--workers", type=int, default=2, help="Celery workers (concurrency 2 each)")
     parser.add_argument("--timeout", type=float, default=4 * 3600)
+    parser.add_argument("--faults", action="store_true", help="replay under injected faults (see the docstring)")
+    parser.add_argument("--bad-day", type=dt.date.fromisoformat, default=dt.date(2013, 7, 1))
     args = parser.parse_args()
     days = (dt.date.fromisoformat(args.end) - dt.date.fromisoformat(args.start)).days + 1
 
@@ -124,8 +235,9 @@ def main() -> None:
         mlflow_backend_uri=mlflow_url,
         celery_broker_url=f"redis://127.0.0.1:6379/{REDIS_DB}",
         celery_result_backend=f"db+{airflow_url}",
-        celery_workers=tuple((f"worker-{n}", "default") for n in range(1, args.workers + 1)),
-        extra_env={"MLP_BOOTSTRAP_DAYS": "0"},
+        # Every worker also takes the training queue: only --faults trains, once, after the backfill.
+        celery_workers=tuple((f"worker-{n}", "default,training") for n in range(1, args.workers + 1)),
+        extra_env={"MLP_BOOTSTRAP_DAYS": "0", **(fault_env(state, args.bad_day) if args.faults else {})},
     )
     stack = Stack(config)
     try:
@@ -148,8 +260,20 @@ def main() -> None:
             },
         )
         etl_done_at = None
+        # (share of ETL runs finished, components to crash): the scheduler twice; every Celery worker
+        # (and the task processes they run) once. The stack names worker processes "worker-<name>".
+        workers = [f"worker-{name}" for name, _ in config.celery_workers]
+        crashes = [(0.25, ["scheduler"]), (0.5, workers), (0.75, ["scheduler"])] if args.faults else []
+        injected: list[str] = []
         while time.monotonic() - started < args.timeout:
             finished = sum(count_runs(stack, "etl", run_type="backfill", state=s) for s in ("success", "failed"))
+            if crashes and finished >= crashes[0][0] * days:
+                _, names = crashes.pop(0)
+                running = crash_and_restart(stack, names, sampler)
+                injected.append(
+                    f"{' and '.join(names)} SIGKILLed after {finished} ETL runs "
+                    f"({time.monotonic() - started:.0f} s; {running} task instances running)"
+                )
             busy_features = sum(count_runs(stack, "features", state=s) for s in ("queued", "running"))
             if finished >= days and etl_done_at is None:
                 etl_done_at = time.monotonic()
@@ -189,15 +313,70 @@ def main() -> None:
         ]
         for name, value in rows:
             print(f"| {name} | {value} |")
-        report = reconcile(stack)
+        model_name, faults = None, {}
+        if args.faults:
+            faults = fault_outcome(stack, args.bad_day, injected)
+            faults["train with MLflow down 45 s"] = train_through_mlflow_outage(stack, sampler)
+            model_name, versions = registered_versions(stack)
+            faults[f"registered versions of {model_name}"] = versions
+            print("\nfaults:")
+            for name, value in faults.items():
+                print(f"- {name}: {value}")
+        report = reconcile(stack, model_name)
         print(f"\nreconciliation: {report.summary()}")
-        summary = {**dict(rows), "reconciliation": report.to_dict()}
+        summary = {**dict(rows), "faults": faults, "reconciliation": report.to_dict()}
         (state / "year_replay.json").write_text(json.dumps(summary, indent=1))
     finally:
         stack.stop()
         broker.flushdb()
         drop_postgres_database(airflow_db)
         drop_postgres_database(mlflow_db)
+
+
+def fault_outcome(stack: Stack, bad_day: dt.date, injected: list[str]) -> dict[str, Any]:
+    """What the faults left behind: the failed runs and their tasks, the bad day in the lake and events."""
+    from include.mlpipeline.lake import Lake
+
+    failed = stack.airflow.request("GET", "/dags/etl/dagRuns", params={"state": "failed", "limit": 100})["dag_runs"]
+    failed_tasks = {
+        run["logical_date"][:10]: sorted(
+            f"{t['task_id']} (try {t['try_number']})"
+            for t in stack.airflow.task_instances("etl", run["dag_run_id"])
+            if t["state"] == "failed"
+        )
+        for run in failed
+    }
+    retried, offset = 0, 0
+    while True:
+        page = stack.airflow.request(
+            "GET", "/dags/etl/dagRuns/~/taskInstances", params={"state": "success", "limit": 100, "offset": offset}
+        )
+        retried += sum(1 for t in page["task_instances"] if (t["try_number"] or 0) > 1)
+        offset += 100
+        if offset >= page["total_entries"]:
+            break
+    events = stack.airflow.request("GET", "/assets/events", params={"limit": 1000})["asset_events"]
+    bad = bad_day.isoformat()
+    announced = [e for e in events if bad in json.dumps(e.get("extra") or {}) and e["name"] == "clean_data"]
+    return {
+        "injected": injected,
+        "failed ETL runs and their failed tasks": failed_tasks,
+        "ETL task instances that succeeded on a retry": retried,
+        f"clean partition of {bad} published": Lake(stack.config.lake_uri).manifest("clean", bad) is not None,
+        f"clean_data events naming {bad}": len(announced),
+    }
+
+
+def registered_versions(stack: Stack) -> tuple[str | None, list[str]]:
+    """The stack's registered model (train registers one) and its versions."""
+    import mlflow
+
+    client = mlflow.MlflowClient(stack.config.mlflow_url)
+    models = client.search_registered_models()
+    if not models:
+        return None, []
+    name = models[0].name
+    return name, sorted(v.version for v in client.search_model_versions(f"name='{name}'"))
 
 
 if __name__ == "__main__":
