@@ -8,7 +8,6 @@ later in the session see the defaults again.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +15,10 @@ from pathlib import Path
 import pytest
 from stack import running_mlflow_server
 
-from include.mlpipeline.settings import Settings, get_settings
+from include.mlpipeline.settings import Settings
+from tests.support.pipeline import environment, replay_and_open_run, small_pipeline
 
 MODEL_NAME = "api_test_model"
-DAYS = [f"2013-06-{day:02d}" for day in range(1, 13)]
 
 
 @dataclass
@@ -48,36 +47,16 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="package")
 def registered_model(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]:
-    from include.mlpipeline import deploy, etl, registry, tracking, training
+    from include.mlpipeline import deploy, registry, tracking
 
     lake_uri = f"file://{tmp_path_factory.mktemp('lake')}"
-    overrides = {
-        "MLP_MLFLOW_TRACKING_URI": mlflow_server,
-        "MLP_LAKE_URI": lake_uri,
-        "MLP_REGISTERED_MODEL_NAME": MODEL_NAME,
-        "MLP_EXPERIMENT_NAME": MODEL_NAME,
-        "MLP_VALIDATION_DAYS": "3",
-        "MLP_TEST_DAYS": "3",
-    }
-    saved = {key: os.environ.get(key) for key in overrides}
-    os.environ.update(overrides)
-    get_settings.cache_clear()
-    try:
-        etl.replay_days(DAYS)
-        window = training.select_window().to_dict()
-        parent = tracking.start_parent_run(window, run_name="api tests")
+    with environment(**small_pipeline(mlflow_server, lake_uri, MODEL_NAME)):
+        window, parent = replay_and_open_run("api tests")
         results = [tracking.train_candidate(name, window, parent) for name in ("baseline", "logistic_regression")]
         registration = registry.register_best(results, window, parent)
         assert registration["decision"]["promote"], registration["decision"]
         deploy.promote(registration["version"])
         yield RegisteredModel(mlflow_server, lake_uri, MODEL_NAME, str(registration["version"]))
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
 
 
 @pytest.fixture(scope="package")

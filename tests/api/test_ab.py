@@ -22,8 +22,9 @@ from stack import ROOT, free_port, wait_for_http
 from include.mlpipeline.lake import Lake
 from include.mlpipeline.serving.prediction_log import PREDICTIONS
 from include.mlpipeline.settings import get_settings
+from tests.support.pipeline import REPLAY_DAYS as DAYS
 
-from .conftest import DAYS, RegisteredModel
+from .conftest import RegisteredModel
 
 API_KEY = "ab-test-key"
 TRAFFIC_DAYS = DAYS[-6:]

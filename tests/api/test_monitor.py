@@ -7,8 +7,9 @@ from mlflow import MlflowClient
 
 from include.mlpipeline.lake import Lake
 from include.mlpipeline.settings import get_settings
+from tests.support.pipeline import REPLAY_DAYS as DAYS
 
-from .conftest import DAYS, RegisteredModel
+from .conftest import RegisteredModel
 
 
 @pytest.mark.parametrize(("threshold", "retrain"), [(0.01, True), (1.0, False)])

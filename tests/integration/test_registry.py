@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,9 +30,9 @@ from include.mlpipeline.etl import FEATURES
 from include.mlpipeline.lake import Lake
 from include.mlpipeline.problem import load_problem
 from include.mlpipeline.quality import DataQualityError
-from include.mlpipeline.settings import get_settings
+from tests.support.pipeline import REPLAY_DAYS, environment
 
-DAYS = [f"2013-06-{day:02d}" for day in range(1, 13)]
+DAYS = REPLAY_DAYS
 EXPERIMENT = "registry_tests"
 CHEAP = ("baseline", "logistic_regression")
 EVALUATION_FILES = {
@@ -46,23 +45,6 @@ EVALUATION_FILES = {
     "permutation_importance.csv",
     "model_card.md",
 }
-
-
-@contextmanager
-def environment(**values: str) -> Iterator[None]:
-    """Set MLP_* variables for the block, then restore them; settings are cached, so clear that cache too."""
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    get_settings.cache_clear()
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
 
 
 @dataclass

@@ -17,11 +17,10 @@ import pytest
 from nbclient import NotebookClient
 from stack import free_port, running_mlflow_server
 
-from include.mlpipeline.settings import get_settings
+from tests.support.pipeline import environment, replay_and_open_run, small_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK = ROOT / "notebooks" / "analysis.ipynb"
-DAYS = [f"2013-06-{day:02d}" for day in range(1, 13)]
 EXPERIMENT = "notebook_tests"
 
 
@@ -34,34 +33,14 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def pipeline_env(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The MLP_* variables of a lake with 12 feature days and an experiment with one training run."""
-    from include.mlpipeline import etl, registry, tracking, training
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline import registry, tracking
 
-    values = {
-        "MLP_MLFLOW_TRACKING_URI": mlflow_server,
-        "MLP_LAKE_URI": f"file://{tmp_path_factory.mktemp('lake')}",
-        "MLP_EXPERIMENT_NAME": EXPERIMENT,
-        "MLP_REGISTERED_MODEL_NAME": EXPERIMENT,
-        "MLP_VALIDATION_DAYS": "3",
-        "MLP_TEST_DAYS": "3",
-    }
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    get_settings.cache_clear()
-    try:
-        etl.replay_days(DAYS)
-        window = training.select_window().to_dict()
-        parent = tracking.start_parent_run(window, run_name="notebook tests")
+    values = small_pipeline(mlflow_server, f"file://{tmp_path_factory.mktemp('lake')}", EXPERIMENT)
+    with environment(**values):
+        window, parent = replay_and_open_run("notebook tests")
         results = [tracking.train_candidate(name, window, parent) for name in ("baseline", "logistic_regression")]
         registry.register_best(results, window, parent)
         yield values
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
 
 
 def execute(env: dict[str, str]) -> nbformat.NotebookNode:

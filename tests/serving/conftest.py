@@ -25,9 +25,9 @@ import pytest
 from stack import ROOT, free_port, mlflow_server_command, stop_process_group, wait_for_http
 
 from include.mlpipeline.settings import get_settings
+from tests.support.pipeline import environment, replay_and_open_run, small_pipeline
 
 MODEL_NAME = "serving_test_model"
-DAYS = [f"2013-06-{day:02d}" for day in range(1, 13)]
 API_KEY = "serving-test-key"
 
 
@@ -111,24 +111,11 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 
 @pytest.fixture(scope="package")
 def registry(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    from include.mlpipeline import deploy, etl, registry, tracking, training
+    from include.mlpipeline import deploy, registry, tracking
 
     lake_uri = f"file://{tmp_path_factory.mktemp('lake')}"
-    overrides = {
-        "MLP_MLFLOW_TRACKING_URI": mlflow_server.url,
-        "MLP_LAKE_URI": lake_uri,
-        "MLP_REGISTERED_MODEL_NAME": MODEL_NAME,
-        "MLP_EXPERIMENT_NAME": MODEL_NAME,
-        "MLP_VALIDATION_DAYS": "3",
-        "MLP_TEST_DAYS": "3",
-    }
-    saved = {key: os.environ.get(key) for key in overrides}
-    os.environ.update(overrides)
-    get_settings.cache_clear()
-    try:
-        etl.replay_days(DAYS)
-        window = training.select_window().to_dict()
-        parent = tracking.start_parent_run(window, run_name="serving tests")
+    with environment(**small_pipeline(mlflow_server.url, lake_uri, MODEL_NAME)):
+        window, parent = replay_and_open_run("serving tests")
         baseline = tracking.train_candidate("baseline", window, parent)
         versions = []
         for family in ("logistic_regression", "hist_gradient_boosting"):
@@ -136,13 +123,6 @@ def registry(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFacto
             versions.append(str(registry.register_best(results, window, parent)["version"]))
         deploy.promote(versions[0])
         yield Registry(mlflow_server, lake_uri, MODEL_NAME, *versions)
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
 
 
 @pytest.fixture(scope="package")
