@@ -223,9 +223,13 @@ def attach_airlines(flights: pd.DataFrame, airlines: pd.DataFrame | frozenset[st
     ``airlines`` is the table or, as the API holds it, the set of its carrier codes.
     """
     out = flights.copy()
-    known = airlines if isinstance(airlines, frozenset) else frozenset(airlines["carrier"])
-    out["carrier_known"] = out["carrier"].isin(known)
+    out["carrier_known"] = out["carrier"].isin(carrier_codes(airlines))
     return out
+
+
+def carrier_codes(airlines: pd.DataFrame | frozenset[str]) -> frozenset[str]:
+    """The carrier codes of the airlines table (given as the table or already as its codes)."""
+    return airlines if isinstance(airlines, frozenset) else frozenset(airlines["carrier"])
 
 
 def enrich(flights: pd.DataFrame, weather: pd.DataFrame, planes: pd.DataFrame, airlines: pd.DataFrame) -> pd.DataFrame:
@@ -247,12 +251,11 @@ def enrich_prepared(
     in one step: each step's copy of the frame cost more than its rule for the API's few-row requests.
     """
     stamps = local_timestamps(*(flights[c] for c in ("year", "month", "day", "hour", "minute")))
-    known = airlines if isinstance(airlines, frozenset) else frozenset(airlines["carrier"])
     added = [
         pd.DataFrame({"sched_dep_ts": stamps}),
         weather_at(flights["origin"], stamps, observations),
         planes_of(flights["tailnum"], registry),
-        pd.DataFrame({"carrier_known": flights["carrier"].isin(known).to_numpy()}),
+        pd.DataFrame({"carrier_known": flights["carrier"].isin(carrier_codes(airlines)).to_numpy()}),
     ]
     replaced = {column for frame in added for column in frame.columns}
     out = flights.drop(columns=[c for c in flights.columns if c in replaced]).reset_index(drop=True)

@@ -92,7 +92,7 @@ class FlightLookups:
     @cached_property
     def carriers(self) -> frozenset[str]:
         """The carrier codes of the airlines table."""
-        return frozenset(self.airlines["carrier"])
+        return cleaning.carrier_codes(self.airlines)
 
 
 def load_serving_context() -> FlightLookups:
