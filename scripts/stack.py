@@ -550,10 +550,10 @@ class AirflowClient:
         self.base_url = base_url
         self._credentials = {"username": username, "password": password}
         self._client = httpx.Client(base_url=base_url, timeout=30)
-        self._token_at = 0.0
+        self._token_at: float | None = None  # not 0.0: monotonic time starts near 0 on a freshly booted machine
 
     def _auth(self) -> None:
-        if time.monotonic() - self._token_at < 600:
+        if self._token_at is not None and time.monotonic() - self._token_at < 600:
             return
         response = self._client.post("/auth/token", json=self._credentials)
         response.raise_for_status()
