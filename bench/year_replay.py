@@ -262,6 +262,7 @@ def main() -> None:
                 "max_active_runs": args.parallel,
                 "dag_run_conf": {"bootstrap_days": 0},
             },
+            timeout=300,  # the API creates every run of the range before it answers: minutes for a year
         )
         etl_done_at = None
         # (share of ETL runs finished, components to crash): the scheduler twice; every Celery worker
