@@ -83,7 +83,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
 
 from dag_parse import EMPTY_DAG, parse_once  # noqa: E402
-from stack import PIPELINE_DAGS, Stack, StackConfig  # noqa: E402
+from stack import PIPELINE_DAGS, Stack, StackConfig, exit_on_sigterm  # noqa: E402
 
 FLOOR_DIR = ROOT / "bench" / "floor_dags"
 FLOOR_DAGS = ("floor_etl", "floor_features", "floor_train", "floor_deploy")
@@ -452,6 +452,7 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=1.3, help="largest acceptable overhead ratio")
     parser.add_argument("--keep", type=Path, help="keep the stack's state (and pipeline.json) in this folder")
     args = parser.parse_args()
+    exit_on_sigterm()  # a background run stopped with SIGTERM still stops its stack
     window = args.window_days or (20 if args.quick else 60)
     floor_runs = args.floor_runs or (1 if args.quick else 3)
     volumes = (1, 10) if args.quick else (1, 10, 100)

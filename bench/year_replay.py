@@ -41,7 +41,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 import threading
@@ -58,6 +57,7 @@ from stack import (  # noqa: E402
     StackConfig,
     create_postgres_database,
     drop_postgres_database,
+    exit_on_sigterm,
     free_port,
     wait_for_http,
 )
@@ -219,9 +219,7 @@ def main() -> None:
     parser.add_argument("--faults", action="store_true", help="replay under injected faults (see the docstring)")
     parser.add_argument("--bad-day", type=dt.date.fromisoformat, default=dt.date(2013, 7, 1))
     args = parser.parse_args()
-    # SIGTERM (and SIGINT, which a shell's background job ignores) ends the replay through its
-    # ``finally``: the stack is stopped and its databases dropped instead of left running.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    exit_on_sigterm()  # a background run stopped with SIGTERM still drops its stack and databases
     days = (dt.date.fromisoformat(args.end) - dt.date.fromisoformat(args.start)).days + 1
 
     import redis

@@ -127,6 +127,13 @@ def wait_for_http(url: str, timeout: float, process: subprocess.Popen | None = N
     raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
 
 
+def exit_on_sigterm() -> None:
+    """Make SIGTERM end this process as an exception would, so ``finally`` blocks stop what it started
+    (a stack's processes, its databases). Long benchmarks run as background jobs, which ignore SIGINT,
+    and a plain SIGTERM would leave their servers running."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def stop_process_group(process: subprocess.Popen, timeout: float = 20) -> None:
     """End a process started with ``start_new_session=True`` and everything it started: SIGTERM to its
     group, SIGKILL to what is left after ``timeout`` seconds."""
