@@ -75,12 +75,17 @@ def build_features(clean: pd.DataFrame) -> pd.DataFrame:
     """
     # Columns are gathered as arrays and the frame is built once: a column-by-column build paid
     # pandas' per-column cost, which dominated for the API's few-row requests.
-    ts = pd.DatetimeIndex(pd.to_datetime(clean["sched_dep_ts"]))
-    dates = ts.to_numpy(dtype="datetime64[D]").astype(str)
+    stamps = clean["sched_dep_ts"]
+    # pd.to_datetime on a column that already holds timestamps still samples its values (a few ms).
+    ts = pd.DatetimeIndex(stamps if pd.api.types.is_datetime64_any_dtype(stamps) else pd.to_datetime(stamps))
+    # Python lists of str for the per-row string building (iterating numpy arrays yields slower scalars).
+    dates = ts.to_numpy(dtype="datetime64[D]").astype(str).tolist()
     carrier, origin, dest = (clean[c].astype(str).to_numpy() for c in ("carrier", "origin", "dest"))
-    flight = clean["flight"].astype(str).to_numpy()
+    flight = clean["flight"].astype(str).tolist()
     columns: dict[str, object] = {
-        "flight_id": [f"{d}_{c}_{f}_{o}" for d, c, f, o in zip(dates, carrier, flight, origin, strict=True)],
+        "flight_id": [
+            f"{d}_{c}_{f}_{o}" for d, c, f, o in zip(dates, carrier.tolist(), flight, origin.tolist(), strict=True)
+        ],
         "sched_dep_ts": ts,
     }
     if TARGET in clean.columns:
@@ -102,7 +107,7 @@ def build_features(clean: pd.DataFrame) -> pd.DataFrame:
     columns["plane_engines"] = clean["plane_engines"].to_numpy(dtype="float64", na_value=np.nan)
     columns["plane_known"] = clean["plane_known"].to_numpy().astype("int64")
     columns |= {"carrier": carrier, "origin": origin, "dest": dest}
-    columns["route"] = [f"{o}-{d}" for o, d in zip(origin, dest, strict=True)]
+    columns["route"] = [f"{o}-{d}" for o, d in zip(origin.tolist(), dest.tolist(), strict=True)]
     out = pd.DataFrame(columns)
     return out[[c for c in _contract_columns() if c in out.columns]]
 

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from include.flight_delay import cleaning, sources
+from include.mlpipeline.serving.records import column_kinds, records_frame
 
 
 class FlightRequest(BaseModel):
@@ -106,12 +108,26 @@ def load_serving_context() -> FlightLookups:
     return lookups
 
 
+_REQUEST_COLUMNS = column_kinds(FlightRequest)
+_UPPER_CASE = ("origin", "dest", "carrier")
+
+
 def serving_frame(records: Sequence[Mapping[str, Any]], lookups: FlightLookups) -> pd.DataFrame:
-    """Request rows enriched exactly as the ETL enriches flights (no outcome columns)."""
-    flights = pd.DataFrame.from_records(list(records))
-    flights["origin"] = flights["origin"].str.upper()
-    flights["dest"] = flights["dest"].str.upper()
-    flights["carrier"] = flights["carrier"].str.upper()
+    """Request rows enriched exactly as the ETL enriches flights (no outcome columns).
+
+    Args:
+        records: Field dicts of validated :class:`FlightRequest` records.
+        lookups: The reference data, prepared once (:func:`load_serving_context`).
+
+    Returns:
+        One row per record: the request fields (codes upper-cased, ``time_hour`` in UTC) and the
+        columns :func:`cleaning.enrich_prepared` adds.
+    """
+    flights = records_frame(records, _REQUEST_COLUMNS)
+    for column in _UPPER_CASE:
+        codes = np.empty(len(flights), dtype=object)
+        codes[:] = [code.upper() for code in flights[column].tolist()]
+        flights[column] = codes
     return cleaning.enrich_prepared(flights, lookups.observations, lookups.plane_registry, lookups.carriers)
 
 

@@ -203,3 +203,15 @@ def test_no_train_serve_skew_for_the_canary_flights(etl_features: pd.DataFrame, 
 
     assert len(served) == 8
     _assert_same_features(served, etl_features)
+
+
+def test_validated_requests_give_the_features_their_json_gives(lookups: serving.FlightLookups) -> None:
+    """The API passes validated records (datetimes as objects); tests and deploy pass their JSON form."""
+    as_json = serving.canary_records()
+    validated = [vars(serving.FlightRequest.model_validate(record)) for record in as_json]
+
+    served = serving.serving_frame(validated, lookups)
+
+    pd.testing.assert_frame_equal(served, serving.serving_frame(as_json, lookups))
+    assert str(served["time_hour"].dtype) == "datetime64[us, UTC]"
+    pd.testing.assert_frame_equal(_serving_features(validated, lookups), _serving_features(as_json, lookups))

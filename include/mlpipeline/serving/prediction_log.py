@@ -44,8 +44,10 @@ def assign_variants(keys: Sequence[str], challenger_share: float) -> np.ndarray:
 
 def features_hash(features: pd.DataFrame) -> pd.Series:
     """A short hash of each row's feature values (to spot identical inputs without storing them twice)."""
-    values = pd.util.hash_pandas_object(features, index=False).to_numpy()
-    return pd.Series([f"{v:016x}" for v in values], index=features.index)
+    values = pd.util.hash_pandas_object(features, index=False).to_numpy(dtype="uint64")
+    # 16 hex digits per row, formatted for all rows at once (a per-row f-string cost microseconds a row).
+    digits = np.frombuffer(values.astype(">u8").tobytes().hex().encode(), dtype="S16").astype(str)
+    return pd.Series(digits.astype(object), index=features.index)
 
 
 class PredictionLog:
