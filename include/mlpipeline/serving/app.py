@@ -34,8 +34,9 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request,
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from include.mlpipeline.lake import Lake
 from include.mlpipeline.problem import ProblemSpec, load_problem
@@ -188,6 +189,41 @@ async def _invalid_request(request: Request, error: RequestValidationError) -> J
     """FastAPI's own 422 answer (every bad field), made JSON-safe: the JSON parser accepts NaN and
     Infinity, and echoing such an input back used to fail FastAPI's default handler with a 500."""
     return JSONResponse({"detail": _json_safe(jsonable_encoder(error.errors()))}, status_code=422)
+
+
+class _OnePassJSONRequest(Request):
+    """A request whose JSON body is parsed and validated by pydantic in one pass.
+
+    FastAPI reads a JSON body with ``json.loads`` and then validates the Python objects; pydantic's
+    ``model_validate_json`` does both straight from the bytes, about a third faster for 1,000
+    records. ``json()`` hands FastAPI the validated model, which it accepts as it is. A body that
+    does not validate is handed over as plain ``json.loads`` output instead, so FastAPI validates
+    it itself and answers with exactly its usual 422 (or its JSON decode error).
+    """
+
+    body_model: type[BaseModel]
+
+    async def json(self) -> Any:
+        try:
+            return self.body_model.model_validate_json(await self.body())
+        except ValidationError:
+            return await super().json()
+
+
+def _one_pass_json_route(model: type[BaseModel]) -> type[APIRoute]:
+    """A route class whose endpoint receives its body model parsed by :class:`_OnePassJSONRequest`."""
+    request_class = type("OnePassJSONRequest", (_OnePassJSONRequest,), {"body_model": model})
+
+    class OnePassJSONRoute(APIRoute):
+        def get_route_handler(self) -> Any:
+            handler = super().get_route_handler()
+
+            async def handle(request: Request) -> Response:
+                return await handler(request_class(request.scope, request.receive))
+
+            return handle
+
+    return OnePassJSONRoute
 
 
 def _request_model(problem: ProblemSpec, settings: Settings) -> type[BaseModel]:
@@ -369,7 +405,6 @@ def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: Servin
     # Concurrent requests share one pass through the feature code and the models (see batching.py).
     scorer: Coalescer[_Scoring, _Scored] = Coalescer(score, lambda job: len(job.records), COALESCE_MAX_RECORDS)
 
-    @router.post("/predict", response_model=PredictResponse, dependencies=[Depends(_api_key_check(settings))])
     def predict(
         body: PredictRequest,  # type: ignore[valid-type]
         store: StoreDep,
@@ -402,6 +437,15 @@ def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: Servin
             ),
             media_type="application/json",
         )
+
+    router.add_api_route(
+        "/predict",
+        predict,
+        methods=["POST"],
+        response_model=PredictResponse,
+        dependencies=[Depends(_api_key_check(settings))],
+        route_class_override=_one_pass_json_route(PredictRequest),
+    )
 
     @router.post("/feedback", dependencies=[Depends(_api_key_check(settings))])
     def feedback(body: FeedbackRequest) -> dict[str, Any]:
