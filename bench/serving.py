@@ -11,7 +11,9 @@ probabilities are compared.
 
 Load: a fixed number of concurrent clients (threads, one keep-alive httpx client each, bodies
 encoded beforehand), a warm-up phase, then a measured phase, for one-record requests (each a
-different flight) and for 1,000-record requests. Prints a markdown table with both services side by
+different flight) and for 1,000-record requests. The measured time is split into turns that
+alternate between the two services (``--rounds``), so background load on a shared machine falls on
+both alike. Prints a markdown table with both services side by
 side and the ratios, the machine, and where the time of our request path goes (stages timed in
 process on the same records).
 
@@ -216,6 +218,16 @@ class Result:
     def records_per_s(self) -> float:
         return self.records / self.seconds
 
+    def plus(self, other: Result) -> Result:
+        """This measurement and another of the same scenario, as one."""
+        return Result(
+            self.requests + other.requests,
+            self.records + other.records,
+            self.errors + other.errors,
+            self.seconds + other.seconds,
+            np.concatenate([self.latencies_ms, other.latencies_ms]),
+        )
+
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
 
@@ -349,7 +361,8 @@ def report(results: dict[tuple[str, str], Result], args: argparse.Namespace, mod
     ]
     lines = [
         f"Model: `models:/{model.name}/{model.version}` ({model.candidate}); {args.clients} concurrent clients, "
-        f"{args.warmup:.0f} s warm-up then {args.seconds:.0f} s measured per scenario; one server process each "
+        f"{args.warmup:.0f} s warm-up then {args.seconds:.0f} s measured per scenario, in {args.rounds} turns "
+        "alternating between the services; one server process each "
         f"(--workers {args.workers}); both answer the same {BATCH} flights with probabilities equal to "
         f"{difference:.1e}.",
         "",
@@ -395,6 +408,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per scenario")
     parser.add_argument("--warmup", type=float, default=5.0, help="unmeasured seconds before each scenario")
     parser.add_argument("--workers", type=int, default=1, help="server processes of each service (same for both)")
+    parser.add_argument("--rounds", type=int, default=2, help="turns each service takes per scenario (alternating)")
     parser.add_argument("--no-breakdown", action="store_true", help="skip timing our request path by stage")
     args = parser.parse_args()
     if args.tracking_uri and not (args.model and args.version):
@@ -412,15 +426,23 @@ def main() -> None:
         try:
             difference = check_same_answers(*services, workload)
             results: dict[tuple[str, str], Result] = {}
-            for service in services:
-                single = workload.ours_single if service.name == "our API" else workload.mlflow_single
-                batch = [workload.ours_batch if service.name == "our API" else workload.mlflow_batch]
-                for size, bodies in (("1", single), (str(BATCH), batch)):
-                    print(f"[bench] {service.name}: {size}-record requests", flush=True)
-                    count = 1 if size == "1" else BATCH
-                    results[(service.name, size)] = load(
-                        service, bodies, count, clients=args.clients, warmup=args.warmup, seconds=args.seconds
-                    )
+            # The two services take turns, each round a share of the measured time, so a change in
+            # the machine's background load falls on both rather than on whichever ran last.
+            for round_ in range(args.rounds):
+                for size in ("1", str(BATCH)):
+                    for service in services:
+                        ours = service.name == "our API"
+                        if size == "1":
+                            bodies = workload.ours_single if ours else workload.mlflow_single
+                        else:
+                            bodies = [workload.ours_batch if ours else workload.mlflow_batch]
+                        print(f"[bench] round {round_ + 1}: {service.name}, {size}-record requests", flush=True)
+                        measured = load(
+                            service, bodies, 1 if size == "1" else BATCH, clients=args.clients,
+                            warmup=args.warmup if round_ == 0 else 1.0, seconds=args.seconds / args.rounds,
+                        )  # fmt: skip
+                        key = (service.name, size)
+                        results[key] = results[key].plus(measured) if key in results else measured
         finally:
             for service in services:
                 service.stop()

@@ -370,9 +370,11 @@ def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: Servin
         thresholds = np.empty(len(frame))
         for name, model in ((CHAMPION, champion), (CHALLENGER, challenger)):
             rows = variants == name
-            if rows.any():
-                probabilities[rows] = model.predict_proba(frame.loc[rows])
-                versions[rows], thresholds[rows] = model.version, model.threshold
+            if not rows.any():
+                continue
+            # All rows to one variant is the usual case: then no copy of the frame is made for it.
+            probabilities[rows] = model.predict_proba(frame if rows.all() else frame.loc[rows])
+            versions[rows], thresholds[rows] = model.version, model.threshold
         positive = probabilities >= thresholds
         labels = np.where(positive, problem.positive_label, problem.negative_label)
         counts = np.diff(bounds)
