@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 
@@ -43,6 +44,7 @@ def test_health_and_ready(client, registered_model):
     ready = client.get("/ready")
     assert ready.status_code == 200
     assert ready.json() == {"ready": True, "model_version": registered_model.version}
+    assert gc.get_freeze_count() > 10_000  # loaded: modules, lookups and model are out of the collector's reach
 
 
 def test_single_prediction(client, flights, registered_model):
