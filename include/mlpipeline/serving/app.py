@@ -195,7 +195,7 @@ class _OnePassJSONRequest(Request):
     """A request whose JSON body is parsed and validated by pydantic in one pass.
 
     FastAPI reads a JSON body with ``json.loads`` and then validates the Python objects; pydantic's
-    ``model_validate_json`` does both straight from the bytes, about a third faster for 1,000
+    ``model_validate_json`` does both straight from the bytes, about 30% faster for 1,000
     records. ``json()`` hands FastAPI the validated model, which it accepts as it is. A body that
     does not validate is handed over as plain ``json.loads`` output instead, so FastAPI validates
     it itself and answers with exactly its usual 422 (or its JSON decode error).
