@@ -6,7 +6,7 @@ Both services run on this machine as one process each, one at a time under load:
 ``pyfunc_predict_fn=predict_proba``). Each gets the input it needs for the SAME flights: our API the
 raw request fields (it looks up weather and planes and builds features itself), MLflow the feature
 frame (``dataframe_split`` of the model's input columns), built once here with the problem's
-``serving_frame`` and ``build_features``. Before timing, both answer the 1,000 records and their
+``request_features``. Before timing, both answer the 1,000 records and their
 probabilities are compared.
 
 Load: a fixed number of concurrent clients (threads, one keep-alive httpx client each, bodies
@@ -122,7 +122,7 @@ def build_workload(model: Model, count: int = BATCH) -> Workload:
     mlflow.set_tracking_uri(model.tracking_uri)
     metadata = mlflow.models.get_model_info(f"models:/{model.name}/{model.version}").metadata or {}
     columns = list(metadata.get("features", problem.feature_columns))
-    frame = problem.build_features(problem.serving_frame(records, problem.load_serving_context()))[columns]
+    frame = problem.request_features(records, problem.load_serving_context())[columns]
 
     def split(part: pd.DataFrame) -> bytes:  # NaN -> null, as MLflow expects
         return b'{"dataframe_split": ' + part.to_json(orient="split", index=False).encode() + b"}"
@@ -209,6 +209,8 @@ class Result:
     errors: int
     seconds: float
     latencies_ms: np.ndarray
+    server_cpu_s: float = 0.0  # CPU time of the service's processes over warm-up and measurement
+    wall_s: float = 0.0  # ... and the wall time it was taken over
 
     @property
     def rps(self) -> float:
@@ -226,7 +228,14 @@ class Result:
             self.errors + other.errors,
             self.seconds + other.seconds,
             np.concatenate([self.latencies_ms, other.latencies_ms]),
+            self.server_cpu_s + other.server_cpu_s,
+            self.wall_s + other.wall_s,
         )
+
+    @property
+    def server_cores(self) -> float:
+        """Cores the service kept busy on average (1.0: one core all the time)."""
+        return self.server_cpu_s / self.wall_s if self.wall_s else float("nan")
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else float("nan")
@@ -256,12 +265,36 @@ def load(
                         errors[index] += 1
 
     threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(clients)]
+    cpu_before, wall_before = server_cpu_seconds(service), time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    cpu, wall = server_cpu_seconds(service) - cpu_before, time.perf_counter() - wall_before
     measured = np.array([x for per_client in latencies for x in per_client])
-    return Result(len(measured), len(measured) * records_per_body, sum(errors), seconds, measured)
+    return Result(len(measured), len(measured) * records_per_body, sum(errors), seconds, measured, cpu, wall)
+
+
+def scoring_passes(service: Service) -> tuple[float, float]:
+    """Our API's scoring passes so far and the requests they scored (from its /metrics)."""
+    text = httpx.get(f"{service.url}/metrics", timeout=30).text
+    values = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line.startswith("mlp_api_scoring_pass_requests_")
+    )
+    return float(values.get("mlp_api_scoring_pass_requests_count", 0)), float(
+        values.get("mlp_api_scoring_pass_requests_sum", 0)
+    )
+
+
+def server_cpu_seconds(service: Service) -> float:
+    """User + system CPU seconds of the service's process and its children so far."""
+    root = psutil.Process(service.process.pid)
+    total = 0.0
+    for process in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 # where our time goes ------------------------------------------------------------------------------
@@ -274,14 +307,15 @@ def breakdown(model: Model, workload: Workload, repeats: int = 30) -> list[tuple
     import pandas as pd
 
     from include.mlpipeline.problem import load_problem
-    from include.mlpipeline.serving.app import _request_model
+    from include.mlpipeline.serving.app import _PredictBodies, _request_model
     from include.mlpipeline.serving.prediction_log import assign_variants, features_hash, now_utc
     from include.mlpipeline.settings import Settings
 
     problem = load_problem()
     context = problem.load_serving_context()
     pipeline = mlflow.sklearn.load_model(f"models:/{model.name}/{model.version}")
-    request_model = _request_model(problem, Settings())
+    settings = Settings()
+    bodies = _PredictBodies(problem, settings, _request_model(problem, settings))
     stages: dict[str, list[float]] = {}
 
     def timed(name: str, function, *args):
@@ -291,9 +325,9 @@ def breakdown(model: Model, workload: Workload, repeats: int = 30) -> list[tuple
         return value
 
     def path(body: bytes) -> None:
-        parsed = timed("JSON parse + request validation", lambda: request_model.model_validate_json(body))
-        records = timed("records to dicts", lambda: [vars(r) for r in getattr(parsed, problem.request_key)])
-        clean = timed("serving_frame (lookups: weather, planes)", problem.serving_frame, records, context)
+        parsed = timed("JSON parse + request checks (column by column)", bodies.parse, body)
+        requests = timed("request frame + problem's checks", bodies.frame, getattr(parsed, problem.request_key))
+        clean = timed("serving_frame (lookups: weather, planes)", problem.serving_frame, requests, context)
         frame = timed("build_features", problem.build_features, clean)
         keys = frame[problem.key_columns[0]].astype(str)
         timed("A/B assignment", assign_variants, list(keys), 0.0)
@@ -358,6 +392,7 @@ def report(results: dict[tuple[str, str], Result], args: argparse.Namespace, mod
         ("p99 latency, {n} (ms)", lambda r: r.percentile(99)),
         ("requests/s, {n}", lambda r: r.rps),
         ("records/s, {n}", lambda r: r.records_per_s),
+        ("server CPU, {n} (cores busy)", lambda r: r.server_cores),
     ]
     lines = [
         f"Model: `models:/{model.name}/{model.version}` ({model.candidate}); {args.clients} concurrent clients, "
@@ -373,6 +408,9 @@ def report(results: dict[tuple[str, str], Result], args: argparse.Namespace, mod
         for template, metric in metrics:
             name = template.format(n=records)
             a, b = metric(results[(ours, size)]), metric(results[(theirs, size)])
+            if "CPU" in name:  # context, not a target
+                lines.append(f"| {name} | {a:.2f} | {b:.2f} | {ratio(a, b)} |")
+                continue
             better = b / a if "latency" in name else a / b
             lines.append(f"| {name} | {a:,.1f} | {b:,.1f} | {ratio(a, b)} ({'better' if better > 1 else 'worse'}) |")
     errors = {f"{s} ({n} rec)": r.errors for (s, n), r in results.items() if r.errors}
@@ -426,6 +464,7 @@ def main() -> None:
         try:
             difference = check_same_answers(*services, workload)
             results: dict[tuple[str, str], Result] = {}
+            passes = {"1": [0.0, 0.0], str(BATCH): [0.0, 0.0]}  # our API: scoring passes, requests in them
             # The two services take turns, each round a share of the measured time, so a change in
             # the machine's background load falls on both rather than on whichever ran last.
             for round_ in range(args.rounds):
@@ -437,10 +476,14 @@ def main() -> None:
                         else:
                             bodies = [workload.ours_batch if ours else workload.mlflow_batch]
                         print(f"[bench] round {round_ + 1}: {service.name}, {size}-record requests", flush=True)
+                        before = scoring_passes(service) if ours else (0.0, 0.0)
                         measured = load(
                             service, bodies, 1 if size == "1" else BATCH, clients=args.clients,
                             warmup=args.warmup if round_ == 0 else 1.0, seconds=args.seconds / args.rounds,
                         )  # fmt: skip
+                        if ours:
+                            after = scoring_passes(service)
+                            passes[size] = [t + a - b for t, a, b in zip(passes[size], after, before, strict=True)]
                         key = (service.name, size)
                         results[key] = results[key].plus(measured) if key in results else measured
         finally:
@@ -448,6 +491,11 @@ def main() -> None:
                 service.stop()
         print()
         print(report(results, args, model, difference))
+        print(
+            "Our API scored "
+            + " and ".join(f"{r / n:.1f} {size}-record requests per pass" for size, (n, r) in passes.items() if n)
+            + " on average (concurrent requests share one pass through features and model)."
+        )
         if not args.no_breakdown:
             print("\nWhere our request path spends its time (in process, median ms per request):\n")
             print(f"| stage | 1 record | {BATCH} records |")

@@ -44,6 +44,7 @@ PROBLEM = ProblemSpec(
     request_model=serving.FlightRequest,
     load_serving_context=serving.load_serving_context,
     serving_frame=serving.serving_frame,
+    request_checks=serving.impossible_dates,
     canary_records=serving.canary_records,
     request_key="flights",
     positive_label="delayed",

@@ -9,17 +9,15 @@ ETL uses, then builds features with the training code.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from include.flight_delay import cleaning, sources
-from include.mlpipeline.serving.records import column_kinds, records_frame
 
 
 class FlightRequest(BaseModel):
@@ -62,16 +60,6 @@ class FlightRequest(BaseModel):
     minute: int = Field(ge=0, le=59, description="Minute of the scheduled departure.")
     time_hour: dt.datetime = Field(description="Scheduled departure hour, ISO-8601 timestamp (UTC).")
 
-    @model_validator(mode="after")
-    def _date_exists(self) -> FlightRequest:
-        # The fields are checked one by one above, so 31 February would pass them and then break
-        # feature building; a date that does not exist is a bad request (422), not a server error.
-        try:
-            dt.date(self.year, self.month, self.day)
-        except ValueError as error:
-            raise ValueError(f"{self.year}-{self.month:02d}-{self.day:02d} is not a calendar date") from error
-        return self
-
 
 @dataclass(frozen=True)
 class FlightLookups:
@@ -108,26 +96,45 @@ def load_serving_context() -> FlightLookups:
     return lookups
 
 
-_REQUEST_COLUMNS = column_kinds(FlightRequest)
 _UPPER_CASE = ("origin", "dest", "carrier")
 
 
-def serving_frame(records: Sequence[Mapping[str, Any]], lookups: FlightLookups) -> pd.DataFrame:
+def impossible_dates(requests: pd.DataFrame) -> pd.Series:
+    """Why a request cannot be scored: its date does not exist (31 February passes every field's bounds).
+
+    Args:
+        requests: The request frame (one column per :class:`FlightRequest` field).
+
+    Returns:
+        Per row, ``"YYYY-MM-DD is not a calendar date"`` or None.
+    """
+    year, month, day = (requests[c].to_numpy(dtype="int64") for c in ("year", "month", "day"))
+    first = ((year - 1970) * 12 + month - 1).astype("datetime64[M]")
+    days_in_month = ((first + 1).astype("datetime64[D]") - first.astype("datetime64[D]")).astype("int64")
+    reasons = np.full(len(requests), None, dtype=object)
+    for row in np.flatnonzero(day > days_in_month):
+        reasons[row] = f"{year[row]}-{month[row]:02d}-{day[row]:02d} is not a calendar date"
+    return pd.Series(reasons, index=requests.index, dtype=object)
+
+
+def serving_frame(requests: pd.DataFrame, lookups: FlightLookups) -> pd.DataFrame:
     """Request rows enriched exactly as the ETL enriches flights (no outcome columns).
 
     Args:
-        records: Field dicts of validated :class:`FlightRequest` records.
+        requests: The request frame: one column per :class:`FlightRequest` field, typed as
+            :func:`include.mlpipeline.serving.records.records_frame` builds it (``time_hour`` in UTC).
+            Not changed.
         lookups: The reference data, prepared once (:func:`load_serving_context`).
 
     Returns:
-        One row per record: the request fields (codes upper-cased, ``time_hour`` in UTC) and the
-        columns :func:`cleaning.enrich_prepared` adds.
+        One row per request: its fields (codes upper-cased) and the columns
+        :func:`cleaning.enrich_prepared` adds.
     """
-    flights = records_frame(records, _REQUEST_COLUMNS)
+    flights = requests.copy(deep=False)
     for column in _UPPER_CASE:
-        codes = np.empty(len(flights), dtype=object)
-        codes[:] = [code.upper() for code in flights[column].tolist()]
-        flights[column] = codes
+        flights[column] = pd.Series(
+            [code.upper() for code in requests[column].tolist()], index=requests.index, dtype=object
+        )
     return cleaning.enrich_prepared(flights, lookups.observations, lookups.plane_registry, lookups.carriers)
 
 

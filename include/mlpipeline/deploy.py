@@ -102,7 +102,7 @@ def smoke_test(version: str, settings: Settings | None = None) -> dict[str, Any]
     model = mlflow.sklearn.load_model(uri)
     features = (mlflow.models.get_model_info(uri).metadata or {}).get("features", problem.feature_columns)
     context = problem.load_serving_context()
-    expected = model.predict_proba(problem.build_features(problem.serving_frame(records, context))[features])[:, 1]
+    expected = model.predict_proba(problem.request_features(records, context)[features])[:, 1]
     live = [p["probability"] for p in answer["predictions"]]
     worst = float(max(abs(a - b) for a, b in zip(live, expected, strict=True)))
     if worst > PREDICTION_TOLERANCE:

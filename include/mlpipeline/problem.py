@@ -68,7 +68,12 @@ class ProblemSpec:
         leakage_columns: Columns that must never reach the feature table (known only after the fact).
         request_model: pydantic model of one example as a caller sends it to the API.
         load_serving_context: ``() -> context``: reference data the API loads once at start.
-        serving_frame: ``serving_frame(records, context) -> clean-like frame`` for ``build_features``.
+        serving_frame: ``serving_frame(requests, context) -> clean-like frame`` for ``build_features``;
+            ``requests`` is the request frame (see :meth:`request_frame`), which it must not change.
+        request_checks: Optional ``request_checks(requests) -> Series``: per request row, why it
+            cannot be scored (text) or None; the API refuses such a request with 422. For rules
+            across fields that the request model's field types and bounds cannot state (a date that
+            does not exist). Written on the frame, so it is one rule however the request was parsed.
         canary_records: ``() -> list of request dicts`` used by deploy to smoke-test the live API.
         request_key: JSON key of the list of records in a /predict body (``{"<key>": [...]}``).
         positive_label / negative_label: Human names of the two classes in API answers.
@@ -90,16 +95,27 @@ class ProblemSpec:
     leakage_columns: tuple[str, ...]
     request_model: type[BaseModel]
     load_serving_context: Callable[[], Any]
-    serving_frame: Callable[[Sequence[Mapping[str, Any]], Any], pd.DataFrame]
+    serving_frame: Callable[[pd.DataFrame, Any], pd.DataFrame]
     canary_records: Callable[[], list[dict[str, Any]]]
     request_key: str = "records"
     positive_label: str = "positive"
     negative_label: str = "negative"
+    request_checks: Callable[[pd.DataFrame], pd.Series] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def feature_columns(self) -> list[str]:
         return [*self.numeric_features, *self.categorical_features]
+
+    def request_frame(self, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+        """One row per request record, one typed column per field of :attr:`request_model`."""
+        from include.mlpipeline.serving.records import column_kinds, records_frame
+
+        return records_frame(records, column_kinds(self.request_model))
+
+    def request_features(self, records: Sequence[Mapping[str, Any]], context: Any) -> pd.DataFrame:
+        """The feature rows of request records, built as the API builds them."""
+        return self.build_features(self.serving_frame(self.request_frame(records), context))
 
     def source(self, name: str) -> Source:
         for source in self.sources:

@@ -72,7 +72,7 @@ def test_batch_keeps_order_and_matches_the_registered_model(client, flights, reg
     mlflow.set_tracking_uri(registered_model.tracking_uri)
     uri = f"models:/{registered_model.name}/{registered_model.version}"
     model = mlflow.sklearn.load_model(uri)
-    features = problem.build_features(problem.serving_frame(flights, problem.load_serving_context()))
+    features = problem.request_features(flights, problem.load_serving_context())
     expected = model.predict_proba(features[problem.feature_columns])[:, 1]
     np.testing.assert_allclose(live, expected, rtol=0, atol=1e-12)
 
@@ -170,6 +170,8 @@ def test_metrics_exposed(client, flights, registered_model):
     assert 'mlp_api_requests_total{path="/predict",status="200"}' in text
     assert f'mlp_api_model_served{{model_version="{registered_model.version}",variant="champion"}} 1.0' in text
     assert 'variant="champion"' in text and "mlp_api_predictions_total" in text
+    passes = next(line for line in text.splitlines() if line.startswith("mlp_api_scoring_pass_requests_count"))
+    assert float(passes.split()[-1]) >= 1
 
 
 def test_registry_unreachable_at_start(flights):

@@ -9,9 +9,10 @@ import pandas as pd
 import pydantic
 import pytest
 
-from include.flight_delay import cleaning, features, serving
+from include.flight_delay import PROBLEM, cleaning, features, serving
 from include.flight_delay.schemas import LEAKAGE_COLUMNS, CleanFlights, FlightFeatures
 from include.mlpipeline.quality import DataQualityError, apply_gate
+from include.mlpipeline.serving.records import ColumnarValidator
 
 SKEW_DAY = dt.date(2013, 6, 14)  # the canary flights' day
 FEATURE_COLUMNS = [*features.NUMERIC_FEATURES, *features.CATEGORICAL_FEATURES]
@@ -48,7 +49,7 @@ def _request(row: pd.Series) -> dict[str, object]:
 
 
 def _serving_features(records: list[dict[str, object]], lookups: serving.FlightLookups) -> pd.DataFrame:
-    return features.build_features(serving.serving_frame(records, lookups))
+    return PROBLEM.request_features(records, lookups)
 
 
 def _assert_same_features(served: pd.DataFrame, trained: pd.DataFrame) -> None:
@@ -210,8 +211,44 @@ def test_validated_requests_give_the_features_their_json_gives(lookups: serving.
     as_json = serving.canary_records()
     validated = [vars(serving.FlightRequest.model_validate(record)) for record in as_json]
 
-    served = serving.serving_frame(validated, lookups)
+    served = serving.serving_frame(PROBLEM.request_frame(validated), lookups)
 
-    pd.testing.assert_frame_equal(served, serving.serving_frame(as_json, lookups))
+    pd.testing.assert_frame_equal(served, serving.serving_frame(PROBLEM.request_frame(as_json), lookups))
     assert str(served["time_hour"].dtype) == "datetime64[us, UTC]"
     pd.testing.assert_frame_equal(_serving_features(validated, lookups), _serving_features(as_json, lookups))
+
+
+def test_serving_frame_leaves_the_request_frame_as_it_was(lookups: serving.FlightLookups) -> None:
+    requests = PROBLEM.request_frame([{**serving.canary_records()[0], "carrier": "ua"}])
+    before = requests.copy()
+
+    serving.serving_frame(requests, lookups)
+
+    pd.testing.assert_frame_equal(requests, before)
+
+
+def test_the_json_fast_path_covers_the_flight_request_model() -> None:
+    """The request model stays simple enough to be checked column by column (no pydantic validators)."""
+    validator = ColumnarValidator(serving.FlightRequest)
+    records = serving.canary_records()
+
+    assert validator.enabled, validator.reason
+    pd.testing.assert_frame_equal(validator.frame(records), PROBLEM.request_frame(records))
+
+
+@pytest.mark.parametrize(
+    ("date", "reason"),
+    [
+        ((2013, 2, 29), "2013-02-29 is not a calendar date"),
+        ((2012, 2, 29), None),
+        ((2013, 4, 31), "2013-04-31 is not a calendar date"),
+        ((2013, 12, 31), None),
+        ((1900, 2, 29), "1900-02-29 is not a calendar date"),
+        ((2000, 2, 29), None),
+    ],
+)
+def test_impossible_dates_are_named_and_real_ones_pass(date: tuple[int, int, int], reason: str | None) -> None:
+    record = dict(zip(("year", "month", "day"), date, strict=True))
+    requests = PROBLEM.request_frame([serving.canary_records()[0], {**serving.canary_records()[0], **record}])
+
+    assert serving.impossible_dates(requests).tolist() == [None, reason]

@@ -1,16 +1,21 @@
-"""/predict's body: validated by pydantic straight from the bytes, with FastAPI's own answers to bad bodies."""
+"""/predict's body: checked column by column or validated by pydantic straight from the bytes, with
+FastAPI's own answers to bad bodies, and the problem's request checks on both paths."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
+import pandas as pd
 import pytest
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from include.mlpipeline.serving.app import _invalid_request, _one_pass_json_route
+from include.mlpipeline.problem import load_problem
+from include.mlpipeline.serving.app import _invalid_request, _one_pass_json_route, _PredictBodies, _request_model
+from include.mlpipeline.settings import Settings
 
 
 class Body(BaseModel):
@@ -70,3 +75,76 @@ def test_bad_bodies_get_the_answer_fastapi_gives(content: bytes, headers: dict[s
 
 def test_the_openapi_schema_is_unchanged() -> None:
     assert _app(one_pass=True).app.openapi() == _app(one_pass=False).app.openapi()
+
+
+def test_a_fast_parse_that_answers_replaces_pydantic_and_one_that_declines_does_not() -> None:
+    MODES.clear()
+    app = FastAPI()
+
+    def fast_parse(body: bytes) -> Body | None:
+        return Body.model_construct(items=[7]) if body == b'{"items":[7]}' else None
+
+    def echo(body: Body) -> dict[str, Any]:
+        return {"items": body.items}
+
+    app.router.add_api_route(
+        "/echo", echo, methods=["POST"], route_class_override=_one_pass_json_route(Body, fast_parse)
+    )
+    client = TestClient(app)
+
+    answered = client.post("/echo", content=b'{"items":[7]}', headers={"content-type": "application/json"})
+    declined = client.post("/echo", json={"items": [8]})
+
+    assert (answered.json(), declined.json()) == ({"items": [7]}, {"items": [8]})
+    assert MODES == ["json"]  # pydantic ran for the declined body only
+
+
+# ------------------------------------------------------------------ /predict's bodies
+@pytest.fixture(scope="module")
+def bodies() -> _PredictBodies:
+    problem = load_problem("include.flight_delay")
+    settings = Settings(api_max_batch=3)
+    return _PredictBodies(problem, settings, _request_model(problem, settings))
+
+
+@pytest.fixture(scope="module")
+def canaries() -> list[dict[str, Any]]:
+    return load_problem("include.flight_delay").canary_records()
+
+
+def test_a_plain_body_is_checked_column_by_column(bodies: _PredictBodies, canaries: list[dict[str, Any]]) -> None:
+    parsed = bodies.parse(orjson.dumps({"flights": canaries[:3], "ignored": 1}))
+
+    assert parsed is not None
+    frame = bodies.frame(parsed.flights)
+    pd.testing.assert_frame_equal(frame, bodies.problem.request_frame(canaries[:3]))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[1]", b'{"flights": []}', b'{"flights": {}}', b"{", b'{"records": []}', "over the limit"],
+    ids=["not-an-object", "empty", "not-a-list", "broken", "wrong-key", "over-the-batch-limit"],
+)
+def test_other_bodies_are_left_to_pydantic(
+    bodies: _PredictBodies, canaries: list[dict[str, Any]], body: bytes | str
+) -> None:
+    if body == "over the limit":
+        body = orjson.dumps({"flights": canaries[:4]})
+    assert bodies.parse(body) is None
+
+
+@pytest.mark.parametrize("path", ["columnar", "pydantic"])
+def test_the_problems_request_checks_refuse_a_record_on_either_path(
+    bodies: _PredictBodies, canaries: list[dict[str, Any]], path: str
+) -> None:
+    records = [canaries[0], {**canaries[1], "month": 4, "day": 31}]
+    body = orjson.dumps({"flights": records})
+    parsed = bodies.parse(body) if path == "columnar" else bodies.body_model.model_validate_json(body)
+
+    with pytest.raises(RequestValidationError) as refused:
+        bodies.frame(parsed.flights)
+
+    (error,) = refused.value.errors()
+    assert error["loc"] == ("body", "flights", 1)
+    assert error["msg"] == "Value error, 2013-04-31 is not a calendar date"
+    assert error["input"]["day"] == 31

@@ -35,6 +35,12 @@ class ServingMetrics:
             ["variant", "model_version", "label"],
             registry=self.registry,
         )
+        self.pass_requests = Histogram(
+            "mlp_api_scoring_pass_requests",
+            "Requests scored together in one pass through features and model (concurrent requests share one).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
         self.served = Gauge(
             "mlp_api_model_served",
             "1 for each model version being served, by A/B variant.",
@@ -50,6 +56,9 @@ class ServingMetrics:
     def observe_predictions(self, variants: Iterable[str], versions: Iterable[str], labels: Iterable[str]) -> None:
         for (variant, version, label), count in CountOf(zip(variants, versions, labels, strict=True)).items():
             self.predictions.labels(variant, version, label).inc(count)
+
+    def observe_pass(self, requests: int) -> None:
+        self.pass_requests.observe(requests)
 
     def set_served(self, champion: str | None, challenger: str | None = None) -> None:
         self.served.clear()

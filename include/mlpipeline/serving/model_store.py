@@ -108,7 +108,7 @@ class ModelStore:
     def _warm_up(self, model: LoadedModel) -> None:
         """Run the new model once on canary rows, so the first real request pays no first-call cost."""
         records = self.problem.canary_records()
-        features = self.problem.build_features(self.problem.serving_frame(records, self.context))
+        features = self.problem.request_features(records, self.context)
         model.predict_proba(features)
 
     # refreshing --------------------------------------------------------------------------------
