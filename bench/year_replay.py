@@ -239,7 +239,14 @@ def main() -> None:
         celery_result_backend=f"db+{airflow_url}",
         # Every worker also takes the training queue: only --faults trains, once, after the backfill.
         celery_workers=tuple((f"worker-{n}", "default,training") for n in range(1, args.workers + 1)),
-        extra_env={"MLP_BOOTSTRAP_DAYS": "0", **(fault_env(state, args.bad_day) if args.faults else {})},
+        # No scheduled etl runs: the replay maps a logical date onto the replay year by month and day,
+        # so a scheduled run for today would publish 2013's same day again under today's date (the
+        # full-year fault replay of stop 11 did, and the training-set gate refused the duplicates).
+        extra_env={
+            "MLP_BOOTSTRAP_DAYS": "0",
+            "MLP_ETL_SCHEDULE": "none",
+            **(fault_env(state, args.bad_day) if args.faults else {}),
+        },
     )
     stack = Stack(config)
     try:
