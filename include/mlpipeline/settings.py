@@ -166,6 +166,12 @@ class Settings(EnvSettings):
     )
     api_max_batch: int = Field(1000, ge=1, description="Most flights (rows) one /predict request may carry.")
     api_max_body_bytes: int = Field(2_000_000, ge=1024, description="Largest accepted request body.")
+    api_native_threads: int = Field(
+        1,
+        ge=1,
+        description="Threads each API process lets numpy's BLAS and OpenMP use; scale with processes instead "
+        "(more let idle threads spin: measured 1.7 cores busy for the throughput of 1.0).",
+    )
     api_reload_interval_s: float = Field(
         30.0, gt=0, description="How often the API checks the registry alias for a newly promoted version."
     )

@@ -10,6 +10,7 @@ import mlflow
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from threadpoolctl import threadpool_info
 
 from include.mlpipeline.serving.app import create_app
 
@@ -183,6 +184,8 @@ def test_registry_unreachable_at_start(flights):
     )
     with TestClient(app) as offline:
         assert offline.get("/health").status_code == 200
+        blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+        assert blas and set(blas) == {1}  # MLP_API_NATIVE_THREADS
         store = offline.app.state.store
         deadline = time.monotonic() + 60
         while store.last_error is None and time.monotonic() < deadline:  # the first load attempt fails

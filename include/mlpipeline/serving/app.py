@@ -335,6 +335,7 @@ def create_app(settings: Settings | None = None, problem: ProblemSpec | None = N
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        native_threads = _limit_native_threads(settings.api_native_threads)
         context = problem.load_serving_context()
         store = ModelStore(settings, problem, context, model_name)
         predictions = PredictionLog(
@@ -350,6 +351,7 @@ def create_app(settings: Settings | None = None, problem: ProblemSpec | None = N
         finally:
             store.stop()
             predictions.stop()
+            native_threads.restore_original_limits()
 
     app = FastAPI(
         title=f"{problem.name} prediction API",
@@ -365,6 +367,20 @@ def create_app(settings: Settings | None = None, problem: ProblemSpec | None = N
     app.include_router(_prediction_routes(settings, problem, metrics))
     app.include_router(_operation_routes(settings, metrics))
     return app
+
+
+def _limit_native_threads(threads: int) -> Any:
+    """Limit BLAS and OpenMP thread pools in this process to ``threads``; returns the limiter (restore
+    with ``restore_original_limits``). By default numpy's OpenBLAS starts a thread per core, and its
+    idle threads spin: under 1,000-record load the API kept 1.7 cores busy for the throughput it
+    reaches on 1.0, cores its clients or other API processes could use. The BLAS limit holds for every
+    thread; OpenMP's is per thread, so it is also put in ``OMP_NUM_THREADS``, which the OpenMP runtime
+    reads when it loads (in the API's own process, at the first scikit-learn import below)."""
+    os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    import sklearn.utils  # noqa: F401 - loads scikit-learn's OpenMP runtime, so that it is limited too
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads)
 
 
 def _api_key_check(settings: Settings) -> Any:
