@@ -124,7 +124,7 @@ GOOD = {"code": "ab", "count": 3, "level": 2.5, "ok": True, "note": None, "at": 
 def _pydantic_frame(records: list[dict]) -> pd.DataFrame:
     """What the API gets from the same records through pydantic (JSON mode, as /predict validates)."""
     validated = TypeAdapter(list[Bounded]).validate_json(json.dumps(records))
-    return records_frame([vars(record) for record in validated], BOUNDED.kinds)
+    return records_frame([vars(record) for record in validated], column_kinds(Bounded))
 
 
 def test_valid_json_records_give_the_frame_pydantic_gives() -> None:

@@ -53,7 +53,7 @@ from include.mlpipeline.serving.prediction_log import (
     features_hash,
     now_utc,
 )
-from include.mlpipeline.serving.records import ColumnarValidator, records_frame
+from include.mlpipeline.serving.records import ColumnarValidator
 from include.mlpipeline.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -279,7 +279,7 @@ class _PredictBodies:
         if isinstance(records, _CheckedRecords):
             frame, raw = records.frame, records.records
         else:
-            frame = records_frame([vars(record) for record in records], self.columnar.kinds)
+            frame = self.problem.request_frame([vars(record) for record in records])
             raw = records
         reasons = self.problem.request_checks(frame) if self.problem.request_checks else None
         if reasons is not None and reasons.notna().any():

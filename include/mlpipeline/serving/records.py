@@ -153,19 +153,22 @@ def _rule_for(annotation: Any, metadata: Sequence[Any]) -> _Rule | None:
     return rule
 
 
-def _unsupported(model: type[BaseModel]) -> str | None:
-    """Why ``model`` cannot be checked column by column, or None when it can."""
+def _field_rules(model: type[BaseModel]) -> tuple[dict[str, _Rule], str | None]:
+    """Each field's rule, and why ``model`` cannot be checked column by column (None when it can)."""
     found = model.__pydantic_decorators__
     if any((found.validators, found.field_validators, found.root_validators, found.model_validators)):
-        return "it has validators"
+        return {}, "it has validators"
     if set(model.model_config) - _CONFIG_KEYS or model.model_config.get("extra") == "allow":
-        return f"its config sets {sorted(set(model.model_config) - _CONFIG_KEYS) or 'extra=allow'}"
+        return {}, f"its config sets {sorted(set(model.model_config) - _CONFIG_KEYS) or 'extra=allow'}"
+    rules = {}
     for name, info in model.model_fields.items():
         if info.alias or info.validation_alias:
-            return f"field {name} has an alias"
-        if _rule_for(info.annotation, info.metadata) is None:
-            return f"field {name} ({info.annotation}, {info.metadata}) is not a plain scalar with bounds"
-    return None
+            return {}, f"field {name} has an alias"
+        rule = _rule_for(info.annotation, info.metadata)
+        if rule is None:
+            return {}, f"field {name} ({info.annotation}, {info.metadata}) is not a plain scalar with bounds"
+        rules[name] = rule
+    return rules, None
 
 
 class ColumnarValidator:
@@ -179,15 +182,9 @@ class ColumnarValidator:
 
     def __init__(self, model: type[BaseModel]):
         self.model = model
-        self.reason = _unsupported(model)
+        self._rules, self.reason = _field_rules(model)
         self.enabled = self.reason is None
-        self.kinds = column_kinds(model)
-        self._names = list(self.kinds)
-        self._rules = (
-            {name: _rule_for(info.annotation, info.metadata) for name, info in model.model_fields.items()}
-            if self.enabled
-            else {}
-        )
+        self._names = list(column_kinds(model))
         if not self.enabled:
             log.info("%s is validated record by record (pydantic): %s", model.__name__, self.reason)
 
@@ -203,8 +200,7 @@ class ColumnarValidator:
             rows = list(map(operator.itemgetter(*self._names), records))
             columns = zip(*rows, strict=True) if len(self._names) > 1 else (rows,)
             checked = {
-                name: self._check(self._rules[name], values)  # type: ignore[arg-type]
-                for name, values in zip(self._names, columns, strict=True)
+                name: self._check(self._rules[name], values) for name, values in zip(self._names, columns, strict=True)
             }
         except (_DeclinedError, *_DECLINE):
             return None
