@@ -239,12 +239,14 @@ def main() -> None:
         celery_result_backend=f"db+{airflow_url}",
         # Every worker also takes the training queue: only --faults trains, once, after the backfill.
         celery_workers=tuple((f"worker-{n}", "default,training") for n in range(1, args.workers + 1)),
-        # No scheduled etl runs: the replay maps a logical date onto the replay year by month and day,
-        # so a scheduled run for today would publish 2013's same day again under today's date (the
-        # full-year fault replay of stop 11 did, and the training-set gate refused the duplicates).
+        # No scheduled etl run: the replay maps a logical date onto the replay year by month and day,
+        # so today's run would publish 2013's same day again under today's date (the training-set
+        # gate refused the duplicates in stop 11's full-year replay). The schedule stays periodic,
+        # since Airflow backfills only a DAG with a periodic schedule, and unpaused, since it runs
+        # a paused DAG's backfill runs never; its start date is moved past the replay instead.
         extra_env={
             "MLP_BOOTSTRAP_DAYS": "0",
-            "MLP_ETL_SCHEDULE": "none",
+            "MLP_ETL_START_DATE": "2100-01-01",
             **(fault_env(state, args.bad_day) if args.faults else {}),
         },
     )

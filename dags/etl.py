@@ -38,7 +38,7 @@ from include.mlpipeline.settings import get_settings
 @dag(
     dag_id="etl",
     schedule=get_settings().etl_schedule,
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    start_date=dt.datetime.combine(get_settings().etl_start_date, dt.time(), tzinfo=dt.UTC),
     catchup=False,
     max_active_runs=4,
     default_args=default_args(),

@@ -12,6 +12,7 @@ ten times the parse time of a DAG file, and the dag-processor pays it on every p
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import os
@@ -68,6 +69,11 @@ class Settings(EnvSettings):
     etl_schedule: str | None = Field(
         "@daily",
         description="Schedule of the etl DAG: a cron preset or expression; empty or 'none' for trigger-only.",
+    )
+    etl_start_date: dt.date = Field(
+        dt.date(2026, 1, 1),
+        description="First day the etl schedule runs for. Backfills reach any date, so a later start date holds "
+        "the schedule back while a backfill replays history (Airflow backfills only an unpaused DAG).",
     )
 
     training_queue: str = Field(

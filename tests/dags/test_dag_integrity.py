@@ -54,6 +54,24 @@ def test_pipeline_dags_present(dagbag):
     assert set(dagbag.dag_ids) == set(ALL_DAGS)
 
 
+def test_etl_schedule_starts_on_the_configured_day(monkeypatch):
+    """A later start date holds etl's schedule back (a backfill replaying history: bench/year_replay.py)."""
+    import datetime as dt
+
+    from airflow.dag_processing.dagbag import DagBag
+
+    from include.mlpipeline.settings import get_settings
+
+    monkeypatch.setenv("MLP_ETL_START_DATE", "2100-01-01")
+    get_settings.cache_clear()
+    try:
+        dag = DagBag(dag_folder=str(DAGS / "etl.py")).dags["etl"]
+    finally:
+        get_settings.cache_clear()
+    assert dag.start_date == dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+    assert dag.catchup is False, "no run for the days before the start date"
+
+
 @pytest.mark.parametrize("dag_id", ALL_DAGS)
 def test_house_rules(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
