@@ -15,8 +15,10 @@ from include.mlpipeline.serving.prediction_log import (
     FEEDBACK,
     PREDICTIONS,
     PredictionLog,
+    ScoredBatch,
     assign_variants,
     bucket,
+    features_hash,
 )
 
 KEYS = [f"2013-06-{d:02d}_UA_{n}_EWR" for d in range(1, 29) for n in range(100)]
@@ -58,6 +60,40 @@ def test_prediction_log_appends_by_day_and_keeps_rows_on_failure(tmp_path):
     assert list(lake.read_appended(PREDICTIONS, ["2026-06-01"])["id"]) == ["a"]
     assert list(lake.read_appended(PREDICTIONS, ["2026-06-01", "2026-06-02"])["id"]) == ["a", "b"]
     assert plog.flush() == 0  # nothing left
+
+
+def _pass(ts: str, ids: list[str], distance: list[float]) -> ScoredBatch:
+    features = pd.DataFrame(
+        {"flight_id": ids, "distance": distance, "carrier": ["UA"] * len(ids)}, index=[7] * len(ids)
+    )
+    columns = {"id": np.array(ids, dtype=object), "probability": np.linspace(0.1, 0.9, len(ids))}
+    return ScoredBatch(pd.Timestamp(ts, tz="UTC"), columns, features, ("distance", "carrier"))
+
+
+def test_scored_batches_become_the_rows_logged_per_pass(tmp_path):
+    """Passes queued as arrays are flushed as the rows each would have logged, in queue order."""
+    lake = Lake(f"file://{tmp_path}/lake")
+    plog = PredictionLog(lambda: lake, flush_s=60)
+    first, second = (
+        _pass("2026-06-01 10:00", ["a", "b"], [100.0, 200.0]),
+        _pass("2026-06-01 10:01", ["c"], [np.nan]),
+    )
+    plog.record(first)
+    plog.record(pd.DataFrame({"ts": [pd.Timestamp("2026-06-01 10:00:30", tz="UTC")], "id": ["direct"]}))
+    plog.record(second)
+    plog.record(_pass("2026-06-01 10:02", [], []))  # an empty pass logs nothing
+
+    assert plog.flush() == 4
+    logged = lake.read_appended(PREDICTIONS, ["2026-06-01"])
+    assert list(logged["id"]) == ["a", "b", "direct", "c"]
+    assert list(logged["ts"].dt.strftime("%H:%M:%S")) == ["10:00:00", "10:00:00", "10:00:30", "10:01:00"]
+    scored = logged[logged["id"] != "direct"].reset_index(drop=True)
+    assert list(scored["f_distance"].fillna(-1)) == [100.0, 200.0, -1]
+    assert list(scored["f_carrier"]) == ["UA"] * 3
+    assert "f_flight_id" not in logged  # only the feature columns are logged
+    expected = pd.concat([b.features[["distance", "carrier"]] for b in (first, second)], ignore_index=True)
+    assert list(scored["features_hash"]) == list(features_hash(expected))
+    assert list(scored["probability"]) == [*first.columns["probability"], *second.columns["probability"]]
 
 
 def _log(lake: Lake, day: str, variant: str, version: str, *, ids: list[str], probabilities: list[float]) -> None:

@@ -49,8 +49,8 @@ from include.mlpipeline.serving.prediction_log import (
     CHAMPION,
     FEEDBACK,
     PredictionLog,
+    ScoredBatch,
     assign_variants,
-    features_hash,
     now_utc,
 )
 from include.mlpipeline.serving.records import ColumnarValidator
@@ -428,6 +428,26 @@ class _Scored:
     versions: np.ndarray
 
 
+def _predict_variants(
+    frame: pd.DataFrame, variants: np.ndarray, champion: LoadedModel, challenger: LoadedModel | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[str, str, np.ndarray]]]:
+    """Each row scored by its variant's model: probabilities, model versions and thresholds per row,
+    and (variant, version, rows) for each variant that scored any."""
+    probabilities = np.empty(len(frame))
+    versions = np.empty(len(frame), dtype=object)
+    thresholds = np.empty(len(frame))
+    served = []
+    for name, model in ((CHAMPION, champion), (CHALLENGER, challenger)):
+        rows = variants == name
+        if model is None or not rows.any():
+            continue
+        # All rows to one variant is the usual case: then no copy of the frame is made for it.
+        probabilities[rows] = model.predict_proba(frame if rows.all() else frame.loc[rows])
+        versions[rows], thresholds[rows] = model.version, model.threshold
+        served.append((name, model.version, rows))
+    return probabilities, versions, thresholds, served
+
+
 def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: ServingMetrics) -> APIRouter:
     router = APIRouter()
     PredictRequest = _request_model(problem, settings)  # noqa: N806 - a class
@@ -453,38 +473,33 @@ def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: Servin
         for job, start, end in zip(jobs, bounds[:-1], bounds[1:], strict=True):
             if job.variant:
                 variants[start:end] = job.variant
-        probabilities = np.empty(len(frame))
-        versions = np.empty(len(frame), dtype=object)
-        thresholds = np.empty(len(frame))
-        for name, model in ((CHAMPION, champion), (CHALLENGER, challenger)):
-            rows = variants == name
-            if not rows.any():
-                continue
-            # All rows to one variant is the usual case: then no copy of the frame is made for it.
-            probabilities[rows] = model.predict_proba(frame if rows.all() else frame.loc[rows])
-            versions[rows], thresholds[rows] = model.version, model.threshold
+        probabilities, versions, thresholds, served = _predict_variants(frame, variants, champion, challenger)
         positive = probabilities >= thresholds
         labels = np.where(positive, problem.positive_label, problem.negative_label)
+        for name, version, rows in served:
+            hits = int(np.count_nonzero(positive & rows))
+            counts = {problem.positive_label: hits, problem.negative_label: int(np.count_nonzero(rows)) - hits}
+            metrics.observe_predictions(name, version, counts)
         counts = np.diff(bounds)
         now = time.perf_counter()
+        keys_array = keys.to_numpy()
         jobs[0].prediction_log.record(
-            pd.DataFrame(
+            ScoredBatch(
+                now_utc(),
                 {
                     "request_id": np.repeat([job.request_id for job in jobs], counts),
-                    "ts": now_utc(),
-                    "id": keys.to_numpy(),
+                    "id": keys_array,
                     "variant": variants.astype(str),
                     "model_version": versions.astype(str),
-                    "features_hash": features_hash(frame[problem.feature_columns]).to_numpy(),
                     "probability": probabilities,
                     "label": labels,
                     "latency_ms": np.repeat([(now - job.started) * 1000 for job in jobs], counts),
-                }
-            ).join(frame[problem.feature_columns].reset_index(drop=True).add_prefix("f_"))
+                },
+                frame,
+                tuple(problem.feature_columns),
+            )
         )
-        metrics.observe_predictions(variants, versions, labels)
         metrics.observe_pass(len(jobs))
-        keys_array = keys.to_numpy()
         return [
             _Scored(
                 champion,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter as CountOf
-from collections.abc import Iterable
+from collections.abc import Mapping
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -53,9 +52,11 @@ class ServingMetrics:
         self.requests.labels(label, str(status)).inc()
         self.latency.labels(label).observe(seconds)
 
-    def observe_predictions(self, variants: Iterable[str], versions: Iterable[str], labels: Iterable[str]) -> None:
-        for (variant, version, label), count in CountOf(zip(variants, versions, labels, strict=True)).items():
-            self.predictions.labels(variant, version, label).inc(count)
+    def observe_predictions(self, variant: str, version: str, label_counts: Mapping[str, int]) -> None:
+        """Count one pass's predictions of one variant (served by one model version), per label."""
+        for label, count in label_counts.items():
+            if count:
+                self.predictions.labels(variant, version, label).inc(count)
 
     def observe_pass(self, requests: int) -> None:
         self.pass_requests.observe(requests)

@@ -23,6 +23,7 @@ from include.mlpipeline.problem import ProblemSpec
 from include.mlpipeline.settings import Settings
 
 log = logging.getLogger(__name__)
+YOUNG_GENERATION_THRESHOLD = 50_000  # see freeze_long_lived_objects
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,23 @@ class LoadedModel:
     loaded_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        return self.pipeline.predict_proba(features[self.features])[:, 1]
+        """The positive class's probability per row; a non-finite one is an error, never an answer."""
+        import sklearn
+
+        # scikit-learn checks the input's finiteness and its own parameters again in every step of a
+        # pipeline: about a fifth of a call on few rows. The API checks once instead: no infinite
+        # feature value in, no missing probability out (NaN is left to the pipeline's imputers).
+        rows = features[self.features]
+        floats = [column for column, dtype in zip(self.features, rows.dtypes, strict=True) if dtype.kind == "f"]
+        infinite = np.isinf(rows[floats].to_numpy(dtype="float64")).any(axis=1) if floats else np.zeros(len(rows), bool)
+        if infinite.any():
+            raise ValueError(f"{int(infinite.sum())} of {len(rows)} rows have an infinite feature value")
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            probabilities = self.pipeline.predict_proba(rows)[:, 1]
+        if not np.isfinite(probabilities).all():
+            bad = int((~np.isfinite(probabilities)).sum())
+            raise ValueError(f"model version {self.version} gave no probability for {bad} of {len(features)} rows")
+        return probabilities
 
 
 class ModelStore:
@@ -190,7 +207,13 @@ def freeze_long_lived_objects() -> None:
     each full collection also traversed the hundreds of thousands of objects that live as long as
     the process. Frozen, they are skipped: 1,000-record throughput went up by 11-18% in an A/B run
     of the API here. Objects loaded later (a new model version) are collected as usual.
+
+    The youngest generation is also collected less often (every 50,000 net allocations of
+    containers instead of 700): nearly all of a request's containers are freed by reference
+    counting as soon as it is answered, so a collection every 700 mostly walked live ones. About
+    7% more 1,000-record throughput in A/B runs here; the older generations keep their thresholds.
     """
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *gc.get_threshold()[1:])
     log.info("froze %d long-lived objects out of garbage collection", gc.get_freeze_count())

@@ -9,7 +9,10 @@ Prediction log: every answered record is logged (request id, time, key, variant,
 features hash, probability, label, latency, and the feature values themselves, which monitoring
 compares with the training data). Records wait in memory and are flushed to the append-only lake
 dataset ``predictions/date=YYYY-MM-DD`` every ``prediction_log_flush_s`` seconds and at shutdown,
-so logging never slows a request down. Outcomes posted to ``/feedback`` go to ``feedback/``.
+so logging never slows a request down. A scoring pass hands over its arrays as they are
+(:class:`ScoredBatch`); the log rows, and the features hash, are built for all passes of a flush at
+once in the flush thread, since building them cost a pass about as much as its model did, whatever
+its size. Outcomes posted to ``/feedback`` go to ``feedback/``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -50,6 +54,40 @@ def features_hash(features: pd.DataFrame) -> pd.Series:
     return pd.Series(digits.astype(object), index=features.index)
 
 
+@dataclass(frozen=True)
+class ScoredBatch:
+    """The records one scoring pass answered, as the log will need them; becomes rows at flush time.
+
+    ``columns`` holds one array per log column (one value per record, in the order of
+    ``features``' rows), ``ts`` the time of the pass, and ``features`` at least the
+    ``feature_columns`` (logged with an ``f_`` prefix and hashed into ``features_hash``).
+    """
+
+    ts: pd.Timestamp
+    columns: dict[str, np.ndarray]
+    features: pd.DataFrame
+    feature_columns: tuple[str, ...]
+
+    @staticmethod
+    def rows(batches: Sequence[ScoredBatch]) -> pd.DataFrame:
+        """The log rows of several passes, in order: one hash call and one frame for all of them."""
+        counts = [len(batch.features) for batch in batches]
+        feature_columns = list(batches[0].feature_columns)
+        if len(batches) == 1:
+            features = batches[0].features[feature_columns].reset_index(drop=True)
+        else:
+            features = pd.concat([batch.features[feature_columns] for batch in batches], ignore_index=True)
+        times = np.repeat(np.array([batch.ts.to_datetime64() for batch in batches]), counts)  # UTC, naive
+        frame = pd.DataFrame(
+            {
+                "ts": pd.Series(times).dt.tz_localize("UTC"),
+                **{name: np.concatenate([batch.columns[name] for batch in batches]) for name in batches[0].columns},
+                "features_hash": features_hash(features).to_numpy(),
+            }
+        )
+        return frame.join(features.add_prefix("f_"))
+
+
 class PredictionLog:
     """Buffers prediction records and appends them to the lake in the background."""
 
@@ -58,18 +96,19 @@ class PredictionLog:
         self._lake = None
         self.flush_s = flush_s
         self.enabled = enabled
-        self._pending: list[pd.DataFrame] = []
+        self._pending: list[pd.DataFrame | ScoredBatch] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.flushed_rows = 0
         self.last_error: str | None = None
 
-    def record(self, frame: pd.DataFrame) -> None:
-        """Queue records (one row per prediction); cheap, never blocks on I/O."""
-        if self.enabled and len(frame):
+    def record(self, records: pd.DataFrame | ScoredBatch) -> None:
+        """Queue records: log rows, or a scoring pass's arrays to turn into rows at flush; cheap, no I/O."""
+        size = len(records.features) if isinstance(records, ScoredBatch) else len(records)
+        if self.enabled and size:
             with self._lock:
-                self._pending.append(frame)
+                self._pending.append(records)
 
     def flush(self) -> int:
         """Write what is queued, one file per day; returns rows written. Keeps the rows if writing fails."""
@@ -77,12 +116,16 @@ class PredictionLog:
             pending, self._pending = self._pending, []
         if not pending:
             return 0
-        frame = pd.concat(pending, ignore_index=True)
+        frame = _log_rows(pending)
         try:
             if self._lake is None:
                 self._lake = self._lake_factory()
-            for day, rows in frame.groupby(frame["ts"].dt.date):
-                self._lake.append(PREDICTIONS, day, rows.reset_index(drop=True))
+            first, last = frame["ts"].min(), frame["ts"].max()
+            if first.date() == last.date():  # the usual flush: no split, no copy
+                self._lake.append(PREDICTIONS, first.date(), frame)
+            else:
+                for day, rows in frame.groupby(frame["ts"].dt.date):
+                    self._lake.append(PREDICTIONS, day, rows.reset_index(drop=True))
         except Exception as error:  # the log must never take the API down; retry on the next flush
             self.last_error = f"{type(error).__name__}: {error}"
             log.warning("prediction log flush failed (%d rows kept for the next try): %s", len(frame), self.last_error)
@@ -106,6 +149,23 @@ class PredictionLog:
         if self._thread:
             self._thread.join(timeout=10)
         self.flush()
+
+
+def _log_rows(pending: Sequence[pd.DataFrame | ScoredBatch]) -> pd.DataFrame:
+    """Queued records as one frame of log rows, in the order they were queued."""
+    frames: list[pd.DataFrame] = []
+    batches: list[ScoredBatch] = []
+    for records in pending:
+        if isinstance(records, ScoredBatch):
+            batches.append(records)
+            continue
+        if batches:
+            frames.append(ScoredBatch.rows(batches))
+            batches = []
+        frames.append(records)
+    if batches:
+        frames.append(ScoredBatch.rows(batches))
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def now_utc() -> pd.Timestamp:
