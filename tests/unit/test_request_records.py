@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
+from include.mlpipeline.serving import records
 from include.mlpipeline.serving.prediction_log import features_hash
 from include.mlpipeline.serving.records import ColumnarValidator, column_kinds, records_frame
 
@@ -325,3 +326,46 @@ ACCEPTED: list[int] = []
 def test_the_property_test_compared_accepted_records() -> None:
     """Runs after the property test: it must have compared values, not only watched declines."""
     assert sum(ACCEPTED) > 40
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["2013-06-14T21:00:00Z", "2012-02-29T00:00:00Z", "0001-01-01T00:00:00Z"],
+        ["2013-06-14T24:00:00Z"],
+        ["2013-06-14T23:59:60Z"],
+        ["2013-02-30T10:00:00Z"],
+        ["2013-06-14T21:00:00Z", "2013-06-14T21:00:00+01:00"],  # one other shape: all go the general way
+        ["2013-06-14T21:00:00Z", "2013-06-14 21:00:00Z"],
+        ["2013-06-14T21:00:00Z", "2013-06-14T21:00:00z"],
+        ["2013-06-14T21:00:0٣Z"],  # a non-ASCII digit
+        ["2013-06-14T21:00:00ZZ"],
+    ],
+)
+def test_the_utc_shortcut_reads_timestamps_as_the_general_reader(values: list[str]) -> None:
+    def read(reader):  # the timestamps, or the name of the error that declines them
+        try:
+            return reader(values)
+        except (records._DeclinedError, *records._DECLINE) as error:
+            return type(error).__name__
+
+    general = read(records._any_iso_timestamps)
+    shortcut = read(records._utc_seconds_timestamps)  # None: not its shape
+    either = read(records._iso_timestamps)
+
+    if shortcut is not None:
+        assert all(len(v) == 20 and v.endswith("Z") for v in values), "only the one shape takes the shortcut"
+    if isinstance(general, str):
+        assert either == general
+    else:
+        pd.testing.assert_index_equal(either, general)
+
+
+def test_pydantics_own_utc_text_takes_the_shortcut() -> None:
+    times = [dt.datetime(2013, 6, day, 21, tzinfo=dt.UTC) for day in (1, 2)]
+    text = [TypeAdapter(dt.datetime).dump_python(time, mode="json") for time in times]
+
+    shortcut = records._utc_seconds_timestamps(text)
+
+    assert shortcut is not None
+    pd.testing.assert_index_equal(shortcut, records._any_iso_timestamps(text))
