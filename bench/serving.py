@@ -304,16 +304,17 @@ def breakdown(model: Model, workload: Workload, repeats: int = 30) -> list[tuple
     """Our request path, stage by stage, in process (ms per request for 1 and for 1,000 records)."""
     import mlflow
     import orjson
-    import pandas as pd
 
     from include.mlpipeline.problem import load_problem
     from include.mlpipeline.serving.app import _PredictBodies, _request_model
-    from include.mlpipeline.serving.prediction_log import assign_variants, features_hash, now_utc
+    from include.mlpipeline.serving.model_store import LoadedModel
+    from include.mlpipeline.serving.prediction_log import ScoredBatch, assign_variants, now_utc
     from include.mlpipeline.settings import Settings
 
     problem = load_problem()
     context = problem.load_serving_context()
     pipeline = mlflow.sklearn.load_model(f"models:/{model.name}/{model.version}")
+    served = LoadedModel(model.name, model.version, None, pipeline, 0.5, workload.features)
     settings = Settings()
     bodies = _PredictBodies(problem, settings, _request_model(problem, settings))
     stages: dict[str, list[float]] = {}
@@ -326,20 +327,16 @@ def breakdown(model: Model, workload: Workload, repeats: int = 30) -> list[tuple
 
     def path(body: bytes) -> None:
         parsed = timed("JSON parse + request checks (column by column)", bodies.parse, body)
-        requests = timed("request frame + problem's checks", bodies.frame, getattr(parsed, problem.request_key))
+        records = getattr(parsed, problem.request_key)
+        requests, _ = timed("request frame + problem's checks", bodies.checked, [bodies.columns(records)], [records])
         clean = timed("serving_frame (lookups: weather, planes)", problem.serving_frame, requests, context)
         frame = timed("build_features", problem.build_features, clean)
         keys = frame[problem.key_columns[0]].astype(str)
         timed("A/B assignment", assign_variants, list(keys), 0.0)
-        probabilities = timed("model predict_proba", lambda: pipeline.predict_proba(frame[workload.features])[:, 1])
-
-        def log_frame() -> pd.DataFrame:
-            features = frame[problem.feature_columns]
-            return pd.DataFrame(
-                {"ts": now_utc(), "id": keys.to_numpy(), "h": features_hash(features).to_numpy(), "p": probabilities}
-            ).join(features.reset_index(drop=True).add_prefix("f_"))
-
-        timed("prediction log frame + features hash", log_frame)
+        probabilities = timed("model predict_proba", served.predict_proba, frame)
+        columns = {"id": keys.to_numpy(), "probability": probabilities}
+        batch = ScoredBatch(now_utc(), columns, frame, tuple(problem.feature_columns))
+        timed("prediction log rows + features hash (flush thread)", ScoredBatch.rows, [batch])
 
         def respond() -> bytes:  # as the /predict route encodes its answer
             predictions = [

@@ -74,6 +74,7 @@ class ProblemSpec:
             cannot be scored (text) or None; the API refuses such a request with 422. For rules
             across fields that the request model's field types and bounds cannot state (a date that
             does not exist). Written on the frame, so it is one rule however the request was parsed.
+            The frame holds the records of all requests scored in one pass, so judge each row alone.
         canary_records: ``() -> list of request dicts`` used by deploy to smoke-test the live API.
         request_key: JSON key of the list of records in a /predict body (``{"<key>": [...]}``).
         positive_label / negative_label: Human names of the two classes in API answers.

@@ -115,3 +115,27 @@ def test_the_error_of_a_lone_job_is_raised_to_its_caller():
     with pytest.raises(ValueError, match="bad"):
         coalescer.run("bad")
     assert coalescer.run("ok") == "OK"  # and the coalescer keeps working
+
+
+def test_an_exception_returned_for_a_job_fails_that_job_alone():
+    """``process`` may answer a job with an exception: no retry, the others keep their results."""
+    batches = []
+
+    def process(jobs):
+        batches.append(list(jobs))
+        return [KeyError(job) if job.startswith("refused") else job.upper() for job in jobs]
+
+    held = Recorder(hold_first=True)
+    coalescer = Coalescer(lambda jobs: held(jobs) if jobs == ["first"] else process(jobs), lambda job: 1, 100)
+    results: dict = {}
+    (leader,) = call_all(coalescer, ["first"], results)
+    held.entered.wait(timeout=30)
+    waiting = call_all(coalescer, ["b", "refused-c", "d"], results)
+    wait_until(lambda: coalescer.waiting == 3)
+    held.release.set()
+    for thread in [leader, *waiting]:
+        thread.join(timeout=60)
+
+    assert {job: results[job] for job in ("first", "b", "d")} == {"first": "FIRST", "b": "B", "d": "D"}
+    assert isinstance(results["refused-c"], KeyError)
+    assert len(batches) == 1 and sorted(batches[0]) == ["b", "d", "refused-c"]  # one pass, no retries

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from include.mlpipeline.problem import load_problem
 from include.mlpipeline.serving.app import _invalid_request, _one_pass_json_route, _PredictBodies, _request_model
+from include.mlpipeline.serving.records import stack_columns
 from include.mlpipeline.settings import Settings
 
 
@@ -148,3 +149,33 @@ def test_the_problems_request_checks_refuse_a_record_on_either_path(
     assert error["loc"] == ("body", "flights", 1)
     assert error["msg"] == "Value error, 2013-04-31 is not a calendar date"
     assert error["input"]["day"] == 31
+
+
+def test_requests_scored_together_are_checked_together_and_refused_alone(
+    bodies: _PredictBodies, canaries: list[dict[str, Any]]
+) -> None:
+    """One frame for a pass's requests (either path); a refused request leaves the others' rows in order."""
+    good, bad, other = canaries[:2], [canaries[2], {**canaries[3], "month": 2, "day": 30}], canaries[4:6]
+    parsed = [bodies.parse(orjson.dumps({"flights": records})) for records in (good, bad)]
+    pydantic = bodies.body_model.model_validate_json(orjson.dumps({"flights": other}))
+    records = [parsed[0].flights, parsed[1].flights, pydantic.flights]
+
+    frame, errors = bodies.checked([bodies.columns(r) for r in records], records)
+
+    pd.testing.assert_frame_equal(frame, bodies.problem.request_frame([*good, *other]))
+    assert errors[0] is None and errors[2] is None
+    (error,) = errors[1].errors()
+    assert error["loc"] == ("body", "flights", 1)  # the row within its own request
+    assert error["msg"] == "Value error, 2013-02-30 is not a calendar date"
+
+
+def test_columns_of_several_requests_stack_into_the_frame_concat_gives(
+    bodies: _PredictBodies, canaries: list[dict[str, Any]]
+) -> None:
+    parts = [bodies.columnar.columns(canaries[i : i + 3]) for i in (0, 3, 5)]
+
+    stacked = stack_columns(parts)
+
+    expected = pd.concat([pd.DataFrame(part) for part in parts], ignore_index=True)
+    pd.testing.assert_frame_equal(stacked, expected)
+    assert stacked.dtypes.to_dict() == bodies.problem.request_frame(canaries[:3]).dtypes.to_dict()

@@ -53,7 +53,7 @@ from include.mlpipeline.serving.prediction_log import (
     assign_variants,
     now_utc,
 )
-from include.mlpipeline.serving.records import ColumnarValidator
+from include.mlpipeline.serving.records import ColumnarValidator, stack_columns
 from include.mlpipeline.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -240,17 +240,18 @@ def _one_pass_json_route(
 
 @dataclass(frozen=True)
 class _CheckedRecords:
-    """A /predict body's records, checked column by column: their request frame and the parsed JSON."""
+    """A /predict body's records, checked column by column: their columns and the parsed JSON."""
 
-    frame: pd.DataFrame
+    columns: dict[str, Any]
     records: list[dict[str, Any]]
 
 
 class _PredictBodies:
-    """How a /predict body becomes the request frame the scoring works on.
+    """How /predict bodies become the request frame the scoring works on.
 
-    ``parse`` is the fast path for JSON bodies (records checked column by column); ``frame`` takes
-    the validated body from either path and applies the problem's request checks.
+    ``parse`` is the fast path for JSON bodies (records checked column by column); ``columns`` takes
+    the validated body from either path; ``checked`` builds one frame for the requests of a scoring
+    pass and applies the problem's request checks to it, refusing only the requests they fail.
     """
 
     def __init__(self, problem: ProblemSpec, settings: Settings, body_model: type[BaseModel]):
@@ -268,33 +269,67 @@ class _PredictBodies:
         records = document.get(self.problem.request_key) if type(document) is dict else None
         if type(records) is not list or not 1 <= len(records) <= self.max_batch:
             return None
-        frame = self.columnar.frame(records)
-        if frame is None:
+        columns = self.columnar.columns(records)
+        if columns is None:
             return None
         # Not validated again: FastAPI accepts an instance of the body model as it is.
-        return self.body_model.model_construct(**{self.problem.request_key: _CheckedRecords(frame, records)})
+        return self.body_model.model_construct(**{self.problem.request_key: _CheckedRecords(columns, records)})
+
+    def columns(self, records: Any) -> dict[str, Any] | pd.DataFrame:
+        """A validated body's records as columns (checked column by column) or as their request frame."""
+        if isinstance(records, _CheckedRecords):
+            return records.columns
+        return self.problem.request_frame([vars(record) for record in records])
 
     def frame(self, records: Any) -> pd.DataFrame:
-        """The request frame of a validated body's records; 422 for those the problem's checks refuse."""
-        if isinstance(records, _CheckedRecords):
-            frame, raw = records.frame, records.records
-        else:
-            frame = self.problem.request_frame([vars(record) for record in records])
-            raw = records
-        reasons = self.problem.request_checks(frame) if self.problem.request_checks else None
-        if reasons is not None and reasons.notna().any():
-            raise RequestValidationError(
-                [
-                    {
-                        "type": "value_error",
-                        "loc": ("body", self.problem.request_key, int(row)),
-                        "msg": f"Value error, {reasons.iloc[row]}",
-                        "input": raw[row] if isinstance(raw[row], dict) else raw[row].model_dump(mode="json"),
-                    }
-                    for row in np.flatnonzero(reasons.notna().to_numpy())
-                ]
-            )
+        """The request frame of one validated body; 422 for records the problem's checks refuse."""
+        frame, errors = self.checked([self.columns(records)], [records])
+        if errors[0] is not None:
+            raise errors[0]
         return frame
+
+    def checked(
+        self, parts: Sequence[dict[str, Any] | pd.DataFrame], records: Sequence[Any]
+    ) -> tuple[pd.DataFrame, list[RequestValidationError | None]]:
+        """One request frame for several requests (``parts``, from :meth:`columns`, and each one's
+        records), checked by the problem's rules across fields. Returns the frame of the requests that
+        pass, in order, and per request its 422 error (None if it passes)."""
+        if all(isinstance(part, dict) for part in parts):
+            frame = stack_columns(parts)  # one frame for the pass, none per request
+        else:
+            frames = [pd.DataFrame(part) if isinstance(part, dict) else part for part in parts]
+            frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        errors: list[RequestValidationError | None] = [None] * len(parts)
+        reasons = self.problem.request_checks(frame) if self.problem.request_checks else None
+        if reasons is None or not reasons.notna().any():
+            return frame, errors
+        refused = reasons.notna().to_numpy()
+        bounds = np.cumsum([0, *map(_rows, parts)])
+        for index, (start, end) in enumerate(itertools.pairwise(bounds)):
+            rows = np.flatnonzero(refused[start:end])
+            if len(rows):
+                errors[index] = self._refusal(records[index], reasons.iloc[start:end], rows)
+        keep = np.repeat([error is None for error in errors], np.diff(bounds))
+        return frame[keep].reset_index(drop=True), errors
+
+    def _refusal(self, records: Any, reasons: pd.Series, rows: np.ndarray) -> RequestValidationError:
+        raw = records.records if isinstance(records, _CheckedRecords) else records
+        return RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("body", self.problem.request_key, int(row)),
+                    "msg": f"Value error, {reasons.iloc[row]}",
+                    "input": raw[row] if isinstance(raw[row], dict) else raw[row].model_dump(mode="json"),
+                }
+                for row in rows
+            ]
+        )
+
+
+def _rows(requests: dict[str, Any] | pd.DataFrame) -> int:
+    """Records in one request's columns or frame."""
+    return len(requests) if isinstance(requests, pd.DataFrame) else len(next(iter(requests.values())))
 
 
 def _request_model(problem: ProblemSpec, settings: Settings) -> type[BaseModel]:
@@ -407,7 +442,8 @@ COALESCE_MAX_RECORDS = 10_000  # most records concurrent /predict requests share
 class _Scoring:
     """One /predict request, as queued for scoring (possibly together with concurrent requests)."""
 
-    requests: pd.DataFrame  # the request frame (see ProblemSpec.request_frame)
+    requests: dict[str, Any] | pd.DataFrame  # its columns or request frame (see _PredictBodies.columns)
+    records: Any  # the body's records, for the input of a 422
     variant: str | None
     store: ModelStore
     prediction_log: PredictionLog
@@ -454,19 +490,26 @@ def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: Servin
     key_column = problem.key_columns[0]
     bodies = _PredictBodies(problem, settings, PredictRequest)
 
-    def score(jobs: Sequence[_Scoring]) -> list[_Scored]:
-        """Score the records of one or more requests in one pass (features, A/B split, models, log)."""
+    def score(jobs: Sequence[_Scoring]) -> list[_Scored | RequestValidationError]:
+        """Score the records of one or more requests in one pass: one request frame, the problem's
+        request checks on it (a request they refuse gets its 422, the others are scored together)."""
+        requests, errors = bodies.checked([job.requests for job in jobs], [job.records for job in jobs])
+        passing = [job for job, error in zip(jobs, errors, strict=True) if error is None]
+        scored = iter(score_checked(passing, requests) if passing else [])
+        return [next(scored) if error is None else error for error in errors]
+
+    def score_checked(jobs: Sequence[_Scoring], requests: pd.DataFrame) -> list[_Scored]:
+        """Score checked requests (their frame, in order) in one pass (features, A/B split, models, log)."""
         store = jobs[0].store
         champion, challenger = store.current, store.challenger  # one snapshot per batch, so per request
         if champion is None:
             raise HTTPException(status_code=503, detail=f"no model loaded yet: {store.last_error or 'loading'}")
         if challenger is None and any(job.variant == CHALLENGER for job in jobs):
             raise HTTPException(status_code=409, detail="no challenger is being served (A/B testing is off)")
-        requests = jobs[0].requests if len(jobs) == 1 else pd.concat([job.requests for job in jobs], ignore_index=True)
         frame = problem.build_features(problem.serving_frame(requests, store.context))
         if len(frame) != len(requests):
             raise RuntimeError(f"feature code returned {len(frame)} rows for {len(requests)} records")
-        bounds = np.cumsum([0, *(len(job.requests) for job in jobs)])
+        bounds = np.cumsum([0, *(_rows(job.requests) for job in jobs)])
         keys = frame[key_column].astype(str)
         share = settings.ab_challenger_share if challenger is not None else 0.0
         variants = assign_variants(list(keys), share)
@@ -509,7 +552,7 @@ def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: Servin
         ]
 
     # Concurrent requests share one pass through the feature code and the models (see batching.py).
-    scorer: Coalescer[_Scoring, _Scored] = Coalescer(score, lambda job: len(job.requests), COALESCE_MAX_RECORDS)
+    scorer: Coalescer[_Scoring, _Scored] = Coalescer(score, lambda job: _rows(job.requests), COALESCE_MAX_RECORDS)
 
     def predict(
         body: PredictRequest,  # type: ignore[valid-type]
@@ -520,8 +563,8 @@ def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: Servin
             Header(alias=VARIANT_HEADER, description="Force a variant (deploy smoke tests; debugging)."),
         ] = None,
     ) -> Response:
-        requests = bodies.frame(getattr(body, problem.request_key))
-        job = _Scoring(requests, variant, store, prediction_log, time.perf_counter())
+        records = getattr(body, problem.request_key)
+        job = _Scoring(bodies.columns(records), records, variant, store, prediction_log, time.perf_counter())
         scored = scorer.run(job)
         # Encoded here rather than returned for FastAPI to validate and encode against
         # PredictResponse (still the documented schema): for 1,000 records that cost more than the model.

@@ -15,7 +15,8 @@ the others in a batch of their own, twice the work. Batches run one after anothe
 never sees an older model than the batch before it.
 
 If ``process`` fails for a batch, each of its jobs is retried alone, so a bad request fails only
-its own caller, with the error it would have had on its own.
+its own caller, with the error it would have had on its own. ``process`` may also return an
+exception in place of a job's result: that job fails with it, the others get their results.
 """
 
 from __future__ import annotations
@@ -38,6 +39,13 @@ class _Slot(Generic[Job, Result]):
         self.done = False
         self.result: Result | None = None
         self.error: BaseException | None = None
+
+    def settle(self, outcome: Result | BaseException) -> None:
+        """Keep what processing gave this job: its result, or the exception it fails with."""
+        if isinstance(outcome, BaseException):
+            self.result, self.error = None, outcome
+        else:
+            self.result, self.error = outcome, None
 
     def get(self) -> Result:
         if self.error is not None:
@@ -108,14 +116,14 @@ class Coalescer(Generic[Job, Result]):
             try:
                 results = self._process([slot.job for slot in batch])
                 for slot, result in zip(batch, results, strict=True):
-                    slot.result = result
+                    slot.settle(result)
             except Exception as error:
                 if len(batch) == 1:
                     batch[0].error = error
                 else:
                     for slot in batch:  # isolate the failure: each job alone, its own answer or error
                         try:
-                            slot.result = self._process([slot.job])[0]
+                            slot.settle(self._process([slot.job])[0])
                         except Exception as own_error:
                             slot.error = own_error
         finally:

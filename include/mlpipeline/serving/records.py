@@ -104,6 +104,21 @@ def records_frame(records: Sequence[Mapping[str, Any]], kinds: Mapping[str, str]
     )
 
 
+def stack_columns(parts: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One frame from the columns of several requests (:meth:`ColumnarValidator.columns`), in order:
+    what ``pd.concat`` of their frames gives, without a frame per request."""
+    if len(parts) == 1:
+        return pd.DataFrame(parts[0])
+    return pd.DataFrame({name: _stacked([part[name] for part in parts]) for name in parts[0]})
+
+
+def _stacked(columns: list[Any]) -> Any:
+    if isinstance(columns[0], pd.Index):  # timestamps, in UTC
+        return columns[0].append(columns[1:])
+    stacked = np.concatenate([np.asarray(column) for column in columns])
+    return pd.Series(stacked, dtype=object, copy=False) if stacked.dtype == object else stacked
+
+
 def _empty_dtype(kind: str) -> Any:
     return pd.DatetimeTZDtype("us", tz="UTC") if kind == "datetime" else kind
 
@@ -192,6 +207,12 @@ class ColumnarValidator:
         """The request frame of ``records`` (parsed JSON), as :func:`records_frame` builds it from the
         same records validated by pydantic; None when any record is outside what this checks (then
         validate with pydantic: the records may still be valid, or be refused with its errors)."""
+        columns = self.columns(records)
+        return None if columns is None else pd.DataFrame(columns)
+
+    def columns(self, records: Any) -> dict[str, Any] | None:
+        """:meth:`frame`'s columns, not yet a frame: the API stacks those of concurrent requests
+        (:func:`stack_columns`) and builds one frame for all of them."""
         if not self.enabled or type(records) is not list or not records:
             return None
         if set(map(type, records)) != {dict} or set(map(len, records)) != {len(self._names)}:
@@ -204,7 +225,7 @@ class ColumnarValidator:
             }
         except (_DeclinedError, *_DECLINE):
             return None
-        return pd.DataFrame(checked)
+        return checked
 
     @staticmethod
     def _check(rule: _Rule, values: tuple[Any, ...]) -> Any:
