@@ -49,6 +49,19 @@ def call_all(coalescer: Coalescer, jobs: list[str], results: dict) -> list[threa
     return threads
 
 
+def run_behind_a_held_batch(coalescer: Coalescer, held: Recorder, jobs: list[str]) -> dict:
+    """Job "first" runs alone and is held while ``jobs`` queue, then all finish: each job's result or error."""
+    results: dict = {}
+    (leader,) = call_all(coalescer, ["first"], results)
+    held.entered.wait(timeout=30)
+    waiting = call_all(coalescer, jobs, results)
+    wait_until(lambda: coalescer.waiting == len(jobs))
+    held.release.set()
+    for thread in [leader, *waiting]:
+        thread.join(timeout=60)
+    return results
+
+
 def test_a_lone_job_is_processed_at_once():
     process = Recorder()
     coalescer = Coalescer(process, len, max_size=100)
@@ -94,14 +107,7 @@ def test_batches_respect_the_size_limit():
 def test_a_failing_job_fails_only_its_own_caller():
     process = Recorder(hold_first=True)
     coalescer = Coalescer(process, lambda job: 1, max_size=100)
-    results: dict = {}
-    (leader,) = call_all(coalescer, ["first"], results)
-    process.entered.wait(timeout=30)
-    waiting = call_all(coalescer, ["b", "bad-one", "d"], results)
-    wait_until(lambda: coalescer.waiting == 3)
-    process.release.set()
-    for thread in [leader, *waiting]:
-        thread.join(timeout=60)
+    results = run_behind_a_held_batch(coalescer, process, ["b", "bad-one", "d"])
 
     assert {job: results[job] for job in ("first", "b", "d")} == {"first": "FIRST", "b": "B", "d": "D"}
     assert isinstance(results["bad-one"], ValueError)
@@ -127,14 +133,7 @@ def test_an_exception_returned_for_a_job_fails_that_job_alone():
 
     held = Recorder(hold_first=True)
     coalescer = Coalescer(lambda jobs: held(jobs) if jobs == ["first"] else process(jobs), lambda job: 1, 100)
-    results: dict = {}
-    (leader,) = call_all(coalescer, ["first"], results)
-    held.entered.wait(timeout=30)
-    waiting = call_all(coalescer, ["b", "refused-c", "d"], results)
-    wait_until(lambda: coalescer.waiting == 3)
-    held.release.set()
-    for thread in [leader, *waiting]:
-        thread.join(timeout=60)
+    results = run_behind_a_held_batch(coalescer, held, ["b", "refused-c", "d"])
 
     assert {job: results[job] for job in ("first", "b", "d")} == {"first": "FIRST", "b": "B", "d": "D"}
     assert isinstance(results["refused-c"], KeyError)
