@@ -96,6 +96,16 @@ def test_scored_batches_become_the_rows_logged_per_pass(tmp_path):
     assert list(scored["probability"]) == [*first.columns["probability"], *second.columns["probability"]]
 
 
+def test_passes_whose_rows_cannot_be_built_are_kept(tmp_path):
+    lake = Lake(f"file://{tmp_path}/lake")
+    plog = PredictionLog(lambda: lake, flush_s=60)
+    broken = _pass("2026-06-01 10:00", ["a"], [1.0])
+    plog.record(ScoredBatch(broken.ts, {"id": np.array(["a", "b"], dtype=object)}, broken.features, ("missing",)))
+
+    assert plog.flush() == 0 and "missing" in plog.last_error
+    assert plog.flush() == 0  # still queued, still failing; the API goes on
+
+
 def _log(lake: Lake, day: str, variant: str, version: str, *, ids: list[str], probabilities: list[float]) -> None:
     lake.append(
         PREDICTIONS,

@@ -521,8 +521,8 @@ def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: Servin
         labels = np.where(positive, problem.positive_label, problem.negative_label)
         for name, version, rows in served:
             hits = int(np.count_nonzero(positive & rows))
-            counts = {problem.positive_label: hits, problem.negative_label: int(np.count_nonzero(rows)) - hits}
-            metrics.observe_predictions(name, version, counts)
+            per_label = {problem.positive_label: hits, problem.negative_label: int(np.count_nonzero(rows)) - hits}
+            metrics.observe_predictions(name, version, per_label)
         counts = np.diff(bounds)
         now = time.perf_counter()
         keys_array = keys.to_numpy()

@@ -116,7 +116,14 @@ class PredictionLog:
             pending, self._pending = self._pending, []
         if not pending:
             return 0
-        frame = _log_rows(pending)
+        try:
+            frame = _log_rows(pending)
+        except Exception as error:  # as a failed write: keep what was queued, try again next time
+            self.last_error = f"{type(error).__name__}: {error}"
+            log.warning("prediction log rows could not be built (%d passes kept): %s", len(pending), self.last_error)
+            with self._lock:
+                self._pending[:0] = pending
+            return 0
         try:
             if self._lake is None:
                 self._lake = self._lake_factory()
