@@ -53,9 +53,11 @@ class LoadedModel:
             raise ValueError(f"{int(infinite.sum())} of {len(rows)} rows have an infinite feature value")
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
             probabilities = self.pipeline.predict_proba(rows)[:, 1]
-        if not np.isfinite(probabilities).all():
-            bad = int((~np.isfinite(probabilities)).sum())
-            raise ValueError(f"model version {self.version} gave no probability for {bad} of {len(features)} rows")
+        missing = ~np.isfinite(probabilities)
+        if missing.any():
+            raise ValueError(
+                f"model version {self.version} gave no probability for {int(missing.sum())} of {len(features)} rows"
+            )
         return probabilities
 
 

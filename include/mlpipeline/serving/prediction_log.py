@@ -111,20 +111,14 @@ class PredictionLog:
                 self._pending.append(records)
 
     def flush(self) -> int:
-        """Write what is queued, one file per day; returns rows written. Keeps the rows if writing fails."""
+        """Write what is queued, one file per day; returns rows written. Keeps what was queued if building
+        the rows or writing them fails (the rows are built again on the next try)."""
         with self._lock:
             pending, self._pending = self._pending, []
         if not pending:
             return 0
         try:
             frame = _log_rows(pending)
-        except Exception as error:  # as a failed write: keep what was queued, try again next time
-            self.last_error = f"{type(error).__name__}: {error}"
-            log.warning("prediction log rows could not be built (%d passes kept): %s", len(pending), self.last_error)
-            with self._lock:
-                self._pending[:0] = pending
-            return 0
-        try:
             if self._lake is None:
                 self._lake = self._lake_factory()
             first, last = frame["ts"].min(), frame["ts"].max()
@@ -135,9 +129,9 @@ class PredictionLog:
                     self._lake.append(PREDICTIONS, day, rows.reset_index(drop=True))
         except Exception as error:  # the log must never take the API down; retry on the next flush
             self.last_error = f"{type(error).__name__}: {error}"
-            log.warning("prediction log flush failed (%d rows kept for the next try): %s", len(frame), self.last_error)
+            log.warning("prediction log flush failed (%d batches kept for the next try): %s", len(pending), error)
             with self._lock:
-                self._pending.insert(0, frame)
+                self._pending[:0] = pending
             return 0
         self.flushed_rows += len(frame)
         self.last_error = None
