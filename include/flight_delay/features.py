@@ -81,11 +81,10 @@ def build_features(clean: pd.DataFrame) -> pd.DataFrame:
     # Python lists of str for the per-row string building (iterating numpy arrays yields slower scalars).
     dates = ts.to_numpy(dtype="datetime64[D]").astype(str).tolist()
     carrier, origin, dest = (clean[c].astype(str).to_numpy() for c in ("carrier", "origin", "dest"))
+    origins = origin.tolist()
     flight = clean["flight"].astype(str).tolist()
     columns: dict[str, object] = {
-        "flight_id": [
-            f"{d}_{c}_{f}_{o}" for d, c, f, o in zip(dates, carrier.tolist(), flight, origin.tolist(), strict=True)
-        ],
+        "flight_id": [f"{d}_{c}_{f}_{o}" for d, c, f, o in zip(dates, carrier.tolist(), flight, origins, strict=True)],
         "sched_dep_ts": ts,
     }
     if TARGET in clean.columns:
@@ -107,7 +106,7 @@ def build_features(clean: pd.DataFrame) -> pd.DataFrame:
     columns["plane_engines"] = clean["plane_engines"].to_numpy(dtype="float64", na_value=np.nan)
     columns["plane_known"] = clean["plane_known"].to_numpy().astype("int64")
     columns |= {"carrier": carrier, "origin": origin, "dest": dest}
-    columns["route"] = [f"{o}-{d}" for o, d in zip(origin.tolist(), dest.tolist(), strict=True)]
+    columns["route"] = [f"{o}-{d}" for o, d in zip(origins, dest.tolist(), strict=True)]
     out = pd.DataFrame(columns)
     return out[[c for c in _contract_columns() if c in out.columns]]
 

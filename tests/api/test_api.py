@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import time
 
 import mlflow
@@ -175,9 +176,11 @@ def test_metrics_exposed(client, flights, registered_model):
     assert float(passes.split()[-1]) >= 1
 
 
-def test_registry_unreachable_at_start(flights):
+def test_registry_unreachable_at_start(flights, monkeypatch):
     """The service starts without a registry, says it is not ready, and refuses predictions with 503."""
     from include.mlpipeline.settings import Settings
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
 
     app = create_app(
         Settings(mlflow_tracking_uri="http://127.0.0.1:9", registered_model_name="nothing", api_reload_interval_s=3600)
@@ -186,6 +189,7 @@ def test_registry_unreachable_at_start(flights):
         assert offline.get("/health").status_code == 200
         blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
         assert blas and set(blas) == {1}  # MLP_API_NATIVE_THREADS
+        assert "OMP_NUM_THREADS" not in os.environ  # read by OpenMP, not left for processes started later
         store = offline.app.state.store
         deadline = time.monotonic() + 60
         while store.last_error is None and time.monotonic() < deadline:  # the first load attempt fails

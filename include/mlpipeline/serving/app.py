@@ -410,9 +410,16 @@ def _limit_native_threads(threads: int) -> Any:
     idle threads spin: under 1,000-record load the API kept 1.7 cores busy for the throughput it
     reaches on 1.0, cores its clients or other API processes could use. The BLAS limit holds for every
     thread; OpenMP's is per thread, so it is also put in ``OMP_NUM_THREADS``, which the OpenMP runtime
-    reads when it loads (in the API's own process, at the first scikit-learn import below)."""
+    reads when it loads (in the API's own process, at the first scikit-learn import below). It is
+    taken out of the environment again once read, so that processes started later (a test's Airflow
+    workers, say) do not inherit the API's limit."""
+    preset = "OMP_NUM_THREADS" in os.environ
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
-    import sklearn.utils  # noqa: F401 - loads scikit-learn's OpenMP runtime, so that it is limited too
+    try:
+        import sklearn.utils  # noqa: F401 - loads scikit-learn's OpenMP runtime, so that it is limited too
+    finally:
+        if not preset:
+            del os.environ["OMP_NUM_THREADS"]
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=threads)
