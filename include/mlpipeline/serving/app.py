@@ -53,7 +53,7 @@ from include.mlpipeline.serving.prediction_log import (
     assign_variants,
     now_utc,
 )
-from include.mlpipeline.serving.records import ColumnarValidator, stack_columns
+from include.mlpipeline.serving.records import ColumnarValidator, column_kinds, records_columns, stack_columns
 from include.mlpipeline.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -249,9 +249,10 @@ class _CheckedRecords:
 class _PredictBodies:
     """How /predict bodies become the request frame the scoring works on.
 
-    ``parse`` is the fast path for JSON bodies (records checked column by column); ``columns`` takes
-    the validated body from either path; ``checked`` builds one frame for the requests of a scoring
-    pass and applies the problem's request checks to it, refusing only the requests they fail.
+    ``parse`` is the fast path for JSON bodies (records checked column by column); ``columns`` turns
+    the validated body from either path into its columns; ``checked`` builds one frame for the
+    requests of a scoring pass and applies the problem's request checks to it, refusing only the
+    requests they fail.
     """
 
     def __init__(self, problem: ProblemSpec, settings: Settings, body_model: type[BaseModel]):
@@ -259,6 +260,7 @@ class _PredictBodies:
         self.max_batch = settings.api_max_batch
         self.body_model = body_model
         self.columnar = ColumnarValidator(problem.request_model)
+        self.kinds = column_kinds(problem.request_model)
 
     def parse(self, body: bytes) -> BaseModel | None:
         """The body with its records checked column by column, or None to let pydantic validate it."""
@@ -275,11 +277,12 @@ class _PredictBodies:
         # Not validated again: FastAPI accepts an instance of the body model as it is.
         return self.body_model.model_construct(**{self.problem.request_key: _CheckedRecords(columns, records)})
 
-    def columns(self, records: Any) -> dict[str, Any] | pd.DataFrame:
-        """A validated body's records as columns (checked column by column) or as their request frame."""
+    def columns(self, records: Any) -> dict[str, Any]:
+        """A validated body's records as columns, from either path: the fast path's checked columns,
+        or built from pydantic's records."""
         if isinstance(records, _CheckedRecords):
             return records.columns
-        return self.problem.request_frame([vars(record) for record in records])
+        return records_columns([vars(record) for record in records], self.kinds)
 
     def frame(self, records: Any) -> pd.DataFrame:
         """The request frame of one validated body; 422 for records the problem's checks refuse."""
@@ -289,16 +292,12 @@ class _PredictBodies:
         return frame
 
     def checked(
-        self, parts: Sequence[dict[str, Any] | pd.DataFrame], records: Sequence[Any]
+        self, parts: Sequence[dict[str, Any]], records: Sequence[Any]
     ) -> tuple[pd.DataFrame, list[RequestValidationError | None]]:
         """One request frame for several requests (``parts``, from :meth:`columns`, and each one's
         records), checked by the problem's rules across fields. Returns the frame of the requests that
         pass, in order, and per request its 422 error (None if it passes)."""
-        if all(isinstance(part, dict) for part in parts):
-            frame = stack_columns(parts)  # one frame for the pass, none per request
-        else:
-            frames = [pd.DataFrame(part) if isinstance(part, dict) else part for part in parts]
-            frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+        frame = stack_columns(parts)  # one frame for the pass, none per request
         errors: list[RequestValidationError | None] = [None] * len(parts)
         reasons = self.problem.request_checks(frame) if self.problem.request_checks else None
         if reasons is None or not reasons.notna().any():
@@ -327,9 +326,9 @@ class _PredictBodies:
         )
 
 
-def _rows(requests: dict[str, Any] | pd.DataFrame) -> int:
-    """Records in one request's columns or frame."""
-    return len(requests) if isinstance(requests, pd.DataFrame) else len(next(iter(requests.values())))
+def _rows(requests: dict[str, Any]) -> int:
+    """Records in one request's columns."""
+    return len(next(iter(requests.values())))
 
 
 def _request_model(problem: ProblemSpec, settings: Settings) -> type[BaseModel]:
@@ -449,7 +448,7 @@ COALESCE_MAX_RECORDS = 10_000  # most records concurrent /predict requests share
 class _Scoring:
     """One /predict request, as queued for scoring (possibly together with concurrent requests)."""
 
-    requests: dict[str, Any] | pd.DataFrame  # its columns or request frame (see _PredictBodies.columns)
+    requests: dict[str, Any]  # its columns (see _PredictBodies.columns)
     records: Any  # the body's records, for the input of a 422
     variant: str | None
     store: ModelStore

@@ -79,8 +79,9 @@ def _column(values: Sequence[Any], kind: str) -> Any:
     return pd.Series(column, dtype=object, copy=False)
 
 
-def records_frame(records: Sequence[Mapping[str, Any]], kinds: Mapping[str, str]) -> pd.DataFrame:
-    """One row per record, one column per entry of ``kinds`` (see :func:`column_kinds`), in that order.
+def records_columns(records: Sequence[Mapping[str, Any]], kinds: Mapping[str, str]) -> dict[str, Any]:
+    """One column per entry of ``kinds`` (see :func:`column_kinds`), in that order, one value per record:
+    the columns :func:`records_frame` and :func:`stack_columns` make frames of.
 
     Args:
         records: Field dicts of request records, validated (datetimes as objects) or as JSON; a
@@ -88,25 +89,30 @@ def records_frame(records: Sequence[Mapping[str, Any]], kinds: Mapping[str, str]
         kinds: Column name -> ``int64``, ``float64``, ``bool``, ``datetime`` or ``object``.
 
     Returns:
-        The frame, with a RangeIndex.
+        Column name -> its values (a numpy array, an object Series, or a UTC DatetimeIndex).
     """
     names = list(kinds)
     if not records:
-        return pd.DataFrame({name: pd.Series([], dtype=_empty_dtype(kind)) for name, kind in kinds.items()})
+        return {name: pd.Series([], dtype=_empty_dtype(kind)) for name, kind in kinds.items()}
     try:
         rows = list(map(operator.itemgetter(*names), records)) if len(names) > 1 else None
     except KeyError:
         rows = None
     if rows is None:
         rows = [tuple(record.get(name) for name in names) for record in records]
-    return pd.DataFrame(
-        {name: _column(values, kinds[name]) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
-    )
+    return {name: _column(values, kinds[name]) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
+
+
+def records_frame(records: Sequence[Mapping[str, Any]], kinds: Mapping[str, str]) -> pd.DataFrame:
+    """One row per record, one column per entry of ``kinds`` (see :func:`records_columns`), with a
+    RangeIndex."""
+    return pd.DataFrame(records_columns(records, kinds))
 
 
 def stack_columns(parts: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
-    """One frame from the columns of several requests (:meth:`ColumnarValidator.columns`), in order:
-    what ``pd.concat`` of their frames gives, without a frame per request."""
+    """One frame from the columns of several requests (:meth:`ColumnarValidator.columns` or
+    :func:`records_columns`), in order: what ``pd.concat`` of their frames gives, without a frame per
+    request."""
     if len(parts) == 1:
         return pd.DataFrame(parts[0])
     return pd.DataFrame({name: _stacked([part[name] for part in parts]) for name in parts[0]})
