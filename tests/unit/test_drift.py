@@ -62,3 +62,49 @@ def test_window_reference_reads_train_and_validation_days_only(lake, make_featur
 
     with pytest.raises(FileNotFoundError, match="no feature partitions"):
         drift.window_reference("2013-03-01", "2013-03-10", lake=lake, problem=PROBLEM)
+
+
+def test_auc_standard_error_matches_a_bootstrap():
+    """Hanley and McNeil's formula against the spread of AUC over bootstrap resamples of one sample."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    outcome = (rng.random(400) < 0.25).astype(int)
+    score = rng.normal(outcome * 0.8, 1.0)
+    aucs = []
+    for _ in range(400):
+        rows = rng.integers(0, len(outcome), len(outcome))
+        aucs.append(roc_auc_score(outcome[rows], score[rows]))
+    positives = int(outcome.sum())
+
+    error = drift.auc_standard_error(roc_auc_score(outcome, score), positives, len(outcome) - positives)
+
+    assert error == pytest.approx(np.std(aucs), rel=0.2)
+    assert drift.auc_standard_error(0.7, 2000, 8000) < drift.auc_standard_error(0.7, 20, 80) / 8
+
+
+def _summary(live_auc: float, predictions: int, positive_rate: float = 0.2) -> dict:
+    live = {"roc_auc": live_auc, "predictions": float(predictions), "positive_rate": positive_rate}
+    return {"live": live, "offline": {"roc_auc": 0.72}}
+
+
+@pytest.mark.parametrize(
+    ("live_auc", "predictions", "retrain"),
+    [
+        (0.60, 5000, True),  # 0.12 below, standard error ~0.01
+        (0.69, 5000, False),  # 0.03 below: under the 0.05 limit
+        (0.64, 150, False),  # 0.08 below, but standard error ~0.06: could be chance
+        (0.50, 150, True),  # 0.22 below: more than 1.645 standard errors even on 150 outcomes
+        (0.40, 99, False),  # too few outcomes to judge
+    ],
+)
+def test_live_auc_drop_requests_a_retrain_only_beyond_its_noise(live_auc, predictions, retrain):
+    from include.mlpipeline.settings import Settings
+
+    summary = _summary(live_auc, predictions)
+
+    reason = drift._live_check(summary, Settings())
+
+    assert (reason is not None) is retrain
+    if retrain:
+        assert f"live ROC AUC {live_auc:.3f} is" in reason and "standard error" in reason

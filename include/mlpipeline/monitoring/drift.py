@@ -21,8 +21,10 @@ for that. Calendar features that shift by construction (the problem lists them i
 loss and ROC AUC on served predictions whose outcome is known, next to its offline test metrics.
 
 A retrain is requested when the share of drifted features reaches ``MLP_DRIFT_SHARE_THRESHOLD`` or
-live ROC AUC falls ``MLP_LIVE_AUC_DROP`` below the offline one. The Evidently HTML report is kept
-in the lake (``monitoring/date=D/``) and in MLflow (experiment ``<model>-monitoring``).
+live ROC AUC falls ``MLP_LIVE_AUC_DROP`` below the offline one, by more than sampling noise (1.645
+standard errors of the live AUC, so a few hundred outcomes cannot trigger a retrain by chance). The
+Evidently HTML report is kept in the lake (``monitoring/date=D/``) and in MLflow (experiment
+``<model>-monitoring``).
 """
 
 from __future__ import annotations
@@ -168,18 +170,46 @@ def _compare(
     }
 
 
+LIVE_AUC_Z = 1.645  # one-sided 5%: a drop smaller than this many standard errors may be sampling noise
+
+
+def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
+    """Standard error of a ROC AUC measured on ``positives`` and ``negatives`` (Hanley and McNeil, 1982).
+
+    Args:
+        auc: The measured ROC AUC.
+        positives: Outcomes of the positive class it was measured on.
+        negatives: Outcomes of the negative class.
+
+    Returns:
+        The standard error; it shrinks as the rarer class grows.
+    """
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    variance = auc * (1 - auc) + (positives - 1) * (q1 - auc**2) + (negatives - 1) * (q2 - auc**2)
+    return float(max(variance, 0.0) / (positives * negatives)) ** 0.5
+
+
 def _live_check(summary: dict[str, Any], settings: Settings) -> str | None:
-    """A reason to retrain if live ROC AUC fell too far below the offline one (with enough outcomes)."""
+    """A reason to retrain if live ROC AUC fell too far below the offline one, by more than its noise.
+
+    Live AUC comes from the outcomes known so far, often a few hundred: with 100 outcomes, 20
+    of them late, and an AUC of 0.70, its standard error is 0.07, more than the default limit. So a drop counts
+    only when it reaches ``MLP_LIVE_AUC_DROP`` and is also larger than ``LIVE_AUC_Z`` standard errors
+    of the live AUC (the offline test set is far larger; its own error is left out).
+    """
     live, offline = summary["live"], summary["offline"]
     if live.get("roc_auc") is None or "roc_auc" not in offline or live["predictions"] < 100:
         return None
+    positives = round(live["positive_rate"] * live["predictions"])
+    error = auc_standard_error(live["roc_auc"], positives, int(live["predictions"]) - positives)
     drop = offline["roc_auc"] - live["roc_auc"]
-    summary["live_auc_drop"] = drop
-    if drop < settings.live_auc_drop:
+    summary["live_auc_drop"], summary["live_auc_standard_error"] = drop, error
+    if drop < settings.live_auc_drop or drop <= LIVE_AUC_Z * error:
         return None
     return (
         f"live ROC AUC {live['roc_auc']:.3f} is {drop:.3f} below offline {offline['roc_auc']:.3f} "
-        f"(limit {settings.live_auc_drop})"
+        f"(limit {settings.live_auc_drop}; standard error of the live AUC {error:.3f}, "
+        f"{live['predictions']:.0f} outcomes)"
     )
 
 
@@ -201,6 +231,7 @@ def _log_run(summary: dict[str, Any], name: str, day: dt.date, folder: Path) -> 
                 mlflow.log_metric(f"{label}_drift_share", part["drift_share"])
                 mlflow.log_metrics({f"{label}_drift_{k}": v for k, v in part["scores"].items()})
         mlflow.log_metrics({f"live_{k}": v for k, v in summary["live"].items()})
+        mlflow.log_metrics({k: summary[k] for k in ("live_auc_drop", "live_auc_standard_error") if k in summary})
         for path in folder.glob("*.html"):
             mlflow.log_artifact(str(path), artifact_path="drift")
 

@@ -55,8 +55,7 @@ def _utc_timestamps(values: Sequence[Any]) -> pd.DatetimeIndex:
     for records that were not validated into objects, from ISO-8601 text."""
     if not all(isinstance(value, dt.datetime) for value in values):
         values = [value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value) for value in values]
-    zones = {value.tzinfo for value in values}
-    if None in zones:
+    if any(value.tzinfo is None for value in values):
         values = [value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC) for value in values]
     # Whole microseconds since the epoch rather than pandas' parser: pandas takes a slow path, tens of
     # microseconds a value, for the time zone objects pydantic attaches. Integer division of
