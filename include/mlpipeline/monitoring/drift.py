@@ -192,10 +192,10 @@ def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
 def _live_check(summary: dict[str, Any], settings: Settings) -> str | None:
     """A reason to retrain if live ROC AUC fell too far below the offline one, by more than its noise.
 
-    Live AUC comes from the outcomes known so far, often a few hundred: with 100 outcomes, 20
-    of them late, and an AUC of 0.70, its standard error is 0.07, more than the default limit. So a drop counts
-    only when it reaches ``MLP_LIVE_AUC_DROP`` and is also larger than ``LIVE_AUC_Z`` standard errors
-    of the live AUC (the offline test set is far larger; its own error is left out).
+    Live AUC comes from the outcomes known so far, often a few hundred: with 100 outcomes, 20 of
+    them late, and an AUC of 0.70, its standard error is 0.07, more than the default limit. So a drop
+    counts only when it reaches ``MLP_LIVE_AUC_DROP`` and is also larger than ``LIVE_AUC_Z`` standard
+    errors of the live AUC (the offline test set is far larger; its own error is left out).
     """
     live, offline = summary["live"], summary["offline"]
     if live.get("roc_auc") is None or "roc_auc" not in offline or live["predictions"] < 100:
