@@ -87,6 +87,15 @@ def test_a_missing_field_is_none_and_an_unvalidated_none_is_kept() -> None:
     assert pd.isna(frame.loc[0, "count"])
 
 
+@pytest.mark.parametrize(
+    ("given", "expected"), [([{"count": 3}, {"count": 4}], [3, 4]), ([{"count": 3}, {}], [3, None])]
+)
+def test_a_single_field_model_gets_its_column(given: list[dict], expected: list) -> None:
+    frame = records_frame(given, {"count": "object"})
+
+    assert list(frame.columns) == ["count"] and frame["count"].tolist() == expected
+
+
 def test_no_records_give_an_empty_frame_with_the_columns() -> None:
     frame = records_frame([], KINDS)
 

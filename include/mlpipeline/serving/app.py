@@ -53,7 +53,7 @@ from include.mlpipeline.serving.prediction_log import (
     assign_variants,
     now_utc,
 )
-from include.mlpipeline.serving.records import ColumnarValidator, column_kinds, records_columns, stack_columns
+from include.mlpipeline.serving.records import ColumnarValidator, records_columns, stack_columns
 from include.mlpipeline.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -260,7 +260,6 @@ class _PredictBodies:
         self.max_batch = settings.api_max_batch
         self.body_model = body_model
         self.columnar = ColumnarValidator(problem.request_model)
-        self.kinds = column_kinds(problem.request_model)
 
     def parse(self, body: bytes) -> BaseModel | None:
         """The body with its records checked column by column, or None to let pydantic validate it."""
@@ -282,7 +281,7 @@ class _PredictBodies:
         or built from pydantic's records."""
         if isinstance(records, _CheckedRecords):
             return records.columns
-        return records_columns([vars(record) for record in records], self.kinds)
+        return records_columns([vars(record) for record in records], self.columnar.kinds)
 
     def frame(self, records: Any) -> pd.DataFrame:
         """The request frame of one validated body; 422 for records the problem's checks refuse."""

@@ -94,12 +94,16 @@ def records_columns(records: Sequence[Mapping[str, Any]], kinds: Mapping[str, st
     if not records:
         return {name: pd.Series([], dtype=_empty_dtype(kind)) for name, kind in kinds.items()}
     try:
-        rows = list(map(operator.itemgetter(*names), records)) if len(names) > 1 else None
-    except KeyError:
-        rows = None
-    if rows is None:
-        rows = [tuple(record.get(name) for name in names) for record in records]
-    return {name: _column(values, kinds[name]) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
+        columns = _field_values(records, names)
+    except KeyError:  # a record without some optional field: it is None there
+        columns = _field_values([{name: record.get(name) for name in names} for record in records], names)
+    return {name: _column(values, kinds[name]) for name, values in zip(names, columns, strict=True)}
+
+
+def _field_values(records: Sequence[Mapping[str, Any]], names: Sequence[str]) -> Any:
+    """Each name's values over ``records``, one sequence per name, in order; KeyError if a record lacks one."""
+    rows = list(map(operator.itemgetter(*names), records))
+    return zip(*rows, strict=True) if len(names) > 1 else (rows,)  # one name: itemgetter gives the value itself
 
 
 def records_frame(records: Sequence[Mapping[str, Any]], kinds: Mapping[str, str]) -> pd.DataFrame:
@@ -204,7 +208,8 @@ class ColumnarValidator:
         self.model = model
         self._rules, self.reason = _field_rules(model)
         self.enabled = self.reason is None
-        self._names = list(column_kinds(model))
+        self.kinds = column_kinds(model)
+        self._names = list(self.kinds)
         if not self.enabled:
             log.info("%s is validated record by record (pydantic): %s", model.__name__, self.reason)
 
@@ -223,8 +228,7 @@ class ColumnarValidator:
         if set(map(type, records)) != {dict} or set(map(len, records)) != {len(self._names)}:
             return None  # missing optional fields and unknown ones (same count, other names) go to pydantic
         try:
-            rows = list(map(operator.itemgetter(*self._names), records))
-            columns = zip(*rows, strict=True) if len(self._names) > 1 else (rows,)
+            columns = _field_values(records, self._names)
             checked = {
                 name: self._check(self._rules[name], values) for name, values in zip(self._names, columns, strict=True)
             }
