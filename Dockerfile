@@ -30,7 +30,7 @@ ENV AIRFLOW__CORE__XCOM_BACKEND=airflow.providers.common.io.xcom.backend.XComObj
     AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_THRESHOLD=4096 \
     AIRFLOW__COMMON_IO__XCOM_OBJECTSTORAGE_COMPRESSION=gzip
 
-# Root of the Parquet data lake (include/mlpipeline/settings.py). Local default: the shared data
+# Root of the Parquet data lake (include/mlpipeline/core/settings.py). Local default: the shared data
 # volume. On a Deployment set MLP_LAKE_URI=s3://bucket/lake (or gs://...) in its environment.
 ENV MLP_LAKE_URI=file:///usr/local/airflow/data/lake
 
@@ -49,7 +49,7 @@ RUN mkdir -p /usr/local/airflow/data/lake /usr/local/airflow/data/xcom /usr/loca
     && chown -R astro /usr/local/airflow/data
 USER astro
 
-# The git commit the image was built from, read by include/mlpipeline/training.py code_version()
+# The git commit the image was built from, read by include/mlpipeline/ml/training.py code_version()
 # and tagged on every MLflow run. The image holds no .git folder, so pass it at build time:
 #   docker build --build-arg MLP_CODE_VERSION="$(git rev-parse HEAD)" .
 # (CI does that before `astro deploy --image-name`). Left empty, code_version() asks git and, with

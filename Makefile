@@ -29,6 +29,7 @@ airflow: venv  ## The Airflow CLI against the make-run stack, e.g. make airflow 
 
 test: venv monitoring-tools  ## Run the whole test suite: fast tests first, then the real end-to-end runs
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python scripts/security.py secrets
 	$(BIN)/python scripts/security.py lint
 	MLP_REQUIRE_MONITORING_TOOLS=1 $(BIN)/pytest -m "not e2e"
@@ -45,6 +46,7 @@ repro: venv  ## Rebuild raw, clean and feature partitions for params.yaml's days
 
 lint: venv  ## ruff
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/ruff format --check .
 
 format: venv

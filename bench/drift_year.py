@@ -64,12 +64,13 @@ from typing import Any
 
 import pandas as pd
 
-from include.mlpipeline import etl, training
-from include.mlpipeline.lake import Lake
+from include.mlpipeline.core.problem import ProblemSpec, load_problem
+from include.mlpipeline.core.settings import Settings
+from include.mlpipeline.data import etl
+from include.mlpipeline.data.lake import Lake
+from include.mlpipeline.data.quality import DataQualityError
+from include.mlpipeline.ml import training
 from include.mlpipeline.monitoring import drift
-from include.mlpipeline.problem import ProblemSpec, load_problem
-from include.mlpipeline.quality import DataQualityError
-from include.mlpipeline.settings import Settings
 
 # New York weather of 2013 a replay of that year should show, from public weather reports (dates of
 # multi-day events approximate); the summary prints the data's own daily cancelled share beside each.

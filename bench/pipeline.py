@@ -245,7 +245,7 @@ def remove_champion(stack: Stack) -> None:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.core.problem import load_problem
 
     name = os.environ.get("MLP_REGISTERED_MODEL_NAME") or load_problem().name
     with contextlib.suppress(MlflowException):

@@ -170,8 +170,8 @@ def write_flights(folder: Path, scale: int, days: Sequence[dt.date]) -> int:
 
 # ---------------------------------------------------------------------------------- stages
 def stage_etl(days: list[dt.date], args: argparse.Namespace) -> dict[str, Any]:
-    from include.mlpipeline import etl
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.core.problem import load_problem
+    from include.mlpipeline.data import etl
 
     sources = [source.name for source in load_problem().sources]
     raw: dict[str, dict[str, int]] = {name: {"in": 0, "quarantined": 0, "no_data": 0} for name in sources}
@@ -189,8 +189,8 @@ def stage_etl(days: list[dt.date], args: argparse.Namespace) -> dict[str, Any]:
 
 
 def stage_features(days: list[dt.date], args: argparse.Namespace) -> dict[str, Any]:
-    from include.mlpipeline import etl
-    from include.mlpipeline.lake import Lake
+    from include.mlpipeline.data import etl
+    from include.mlpipeline.data.lake import Lake
 
     built = set(Lake.from_settings().partitions(etl.CLEAN))
     features = {"in": 0, "out": 0, "quarantined": 0, "no_data": 0}
@@ -207,7 +207,7 @@ def stage_train(days: list[dt.date], args: argparse.Namespace) -> dict[str, Any]
     import mlflow.sklearn
 
     from include.mlpipeline import evaluation, tracking, training  # noqa: F401
-    from include.mlpipeline.settings import get_settings
+    from include.mlpipeline.core.settings import get_settings
 
     settings = get_settings()
     # The SQLite store is created (schema migrations, a few seconds) before the clock starts, with the
@@ -287,7 +287,7 @@ def run_stage(args: argparse.Namespace) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     from include.mlpipeline import etl  # noqa: F401 - the stages' common imports, before any clock starts
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.core.problem import load_problem
 
     load_problem()
     days = [FIRST_DAY + dt.timedelta(days=n) for n in range(args.days)]
@@ -299,7 +299,7 @@ def run_stage(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------- parent
 def split_settings(days: int) -> dict[str, str]:
     """Window settings for a run over ``days`` days: the shipped ones, or a smaller split for short runs."""
-    from include.mlpipeline.settings import Settings
+    from include.mlpipeline.core.settings import Settings
 
     fields = Settings.model_fields
     window, validation, test = (fields[n].default for n in ("train_window_days", "validation_days", "test_days"))
@@ -542,7 +542,7 @@ def main() -> None:
         run_stage(args)
         return
 
-    from include.mlpipeline.training import CANDIDATES
+    from include.mlpipeline.ml.training import CANDIDATES
 
     unknown = sorted(set(args.candidates) - set(CANDIDATES))
     if unknown:

@@ -77,8 +77,9 @@ def train_and_register(tracking_uri: str, lake_uri: str, candidate: str) -> Mode
             "MLP_DVC_ENABLED": "false",
         }
     )
-    from include.mlpipeline import etl, registry, tracking, training
-    from include.mlpipeline.settings import get_settings
+    from include.mlpipeline.core.settings import get_settings
+    from include.mlpipeline.data import etl
+    from include.mlpipeline.ml import registry, tracking, training
 
     get_settings.cache_clear()
     etl.replay_days(DAYS)
@@ -111,7 +112,7 @@ def build_workload(model: Model, count: int = BATCH) -> Workload:
 
     from include.flight_delay import sources
     from include.flight_delay.serving import FlightRequest
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.core.problem import load_problem
 
     problem = load_problem()
     flights = sources.whole_table("flights")
@@ -305,11 +306,11 @@ def breakdown(model: Model, workload: Workload, repeats: int = 30) -> list[tuple
     import mlflow
     import orjson
 
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.core.problem import load_problem
+    from include.mlpipeline.core.settings import Settings
     from include.mlpipeline.serving.app import _PredictBodies, _request_model
     from include.mlpipeline.serving.model_store import LoadedModel
     from include.mlpipeline.serving.prediction_log import ScoredBatch, assign_variants, now_utc
-    from include.mlpipeline.settings import Settings
 
     problem = load_problem()
     context = problem.load_serving_context()

@@ -67,7 +67,7 @@ def train_one(name: str, window: dict[str, Any], parent: str) -> tuple[str, floa
         name, wall seconds, CPU seconds of this process (threads included; less sensitive than wall
         time to other work on the machine).
     """
-    from include.mlpipeline import tracking
+    from include.mlpipeline.ml import tracking
 
     started, cpu = time.perf_counter(), time.process_time()
     result = tracking.train_candidate(name, window, parent)
@@ -76,7 +76,7 @@ def train_one(name: str, window: dict[str, Any], parent: str) -> tuple[str, floa
 
 
 def sequential(candidates: list[str], window: dict[str, Any]) -> dict[str, float]:
-    from include.mlpipeline import tracking
+    from include.mlpipeline.ml import tracking
 
     parent = tracking.start_parent_run(window, run_name="bench sequential")
     started = time.perf_counter()
@@ -85,7 +85,7 @@ def sequential(candidates: list[str], window: dict[str, Any]) -> dict[str, float
 
 
 def parallel(pool: ProcessPoolExecutor, candidates: list[str], window: dict[str, Any]) -> dict[str, float]:
-    from include.mlpipeline import tracking
+    from include.mlpipeline.ml import tracking
 
     parent = tracking.start_parent_run(window, run_name="bench parallel")
     started = time.perf_counter()
@@ -102,9 +102,9 @@ def artifact_costs(candidates: list[str], window: Any, data: Any, repeat: int) -
     """Per candidate: median wall and CPU seconds of writing the evaluation artifacts, and of uploading them."""
     import mlflow
 
-    from include.mlpipeline import tracking, training
-    from include.mlpipeline.evaluation import write_evaluation
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.core.problem import load_problem
+    from include.mlpipeline.ml import tracking, training
+    from include.mlpipeline.ml.evaluation import write_evaluation
 
     problem = load_problem()
     parent = tracking.start_parent_run(window.to_dict(), run_name="bench evaluation artifacts")
@@ -127,7 +127,7 @@ def artifact_costs(candidates: list[str], window: Any, data: Any, repeat: int) -
 
 
 def build_lake(days: list[dt.date]) -> None:
-    from include.mlpipeline import etl
+    from include.mlpipeline.data import etl
 
     etl.replay_days(days)
 
@@ -194,7 +194,7 @@ def main() -> None:
         build_lake(days)
         lake_seconds = time.perf_counter() - started
 
-        from include.mlpipeline import training
+        from include.mlpipeline.ml import training
 
         window = training.select_window(window_days=args.days)
         data = training.load_training_set(window)

@@ -4,7 +4,7 @@ Starts an isolated stack (scripts/stack.py: scheduler, dag-processor, triggerer,
 MLflow, API) on free ports, pauses `train` and `deploy` (this measures the data path), creates an
 Airflow 3 backfill of `etl` through the REST API with several runs in parallel, and waits until
 every ETL run has finished and `features` has built every clean partition. Meanwhile it samples the
-memory of every process of the stack. Then it reconciles (include/mlpipeline/reconciliation.py):
+memory of every process of the stack. Then it reconciles (include/mlpipeline/monitoring/reconciliation.py):
 rows in = published + quarantined for every day and dataset, every asset event matches the lake and
 every published partition was announced. Prints a table: wall time, runs, rows in / out /
 quarantined per stage, peak memory, and the reconciliation.
@@ -98,7 +98,7 @@ def count_runs(stack: Stack, dag_id: str, **filters: str) -> int:
 
 def stage_totals(stack: Stack, dataset: str) -> dict[str, int]:
     """Rows in/out/quarantined over every committed partition, from the gate reports in the manifests."""
-    from include.mlpipeline.lake import Lake
+    from include.mlpipeline.data.lake import Lake
 
     lake = Lake(stack.config.lake_uri)
     totals = {"partitions": 0, "rows_in": 0, "rows_out": 0, "rows_quarantined": 0}
@@ -112,8 +112,8 @@ def stage_totals(stack: Stack, dataset: str) -> dict[str, int]:
 
 def reconcile(stack: Stack, model_name: str | None = None) -> Any:
     """Reconcile the lake with every asset event of the stack, and the registry's versions if named."""
-    from include.mlpipeline.lake import Lake
-    from include.mlpipeline.reconciliation import reconcile_stack
+    from include.mlpipeline.data.lake import Lake
+    from include.mlpipeline.monitoring.reconciliation import reconcile_stack
 
     events, offset = [], 0
     while True:
@@ -347,7 +347,7 @@ def main() -> None:
 
 def fault_outcome(stack: Stack, bad_day: dt.date, injected: list[str]) -> dict[str, Any]:
     """What the faults left behind: the failed runs and their tasks, the bad day in the lake and events."""
-    from include.mlpipeline.lake import Lake
+    from include.mlpipeline.data.lake import Lake
 
     failed = stack.airflow.request("GET", "/dags/etl/dagRuns", params={"state": "failed", "limit": 100})["dag_runs"]
     failed_tasks = {

@@ -39,7 +39,7 @@ from include.mlpipeline.orchestration.tasks import default_args, emit
 def ab_test():
     @task
     def evaluate() -> dict:
-        from include.mlpipeline import abtest
+        from include.mlpipeline.deployment import abtest
 
         return abtest.evaluate_ab()
 

@@ -7,7 +7,7 @@ with that version, and its predictions must equal the registered model's own on 
 not, the alias goes back to the previous champion and the run fails, saying why.
 
 Roll back by hand: trigger this DAG with `{"version": "<earlier version>"}`, or run
-`python -m include.mlpipeline.deploy rollback --to <version>`.
+`python -m include.mlpipeline.deployment.deploy rollback --to <version>`.
 
 Emits **served_model** with extra: version, previous version, smoke-test result.
 """
@@ -51,14 +51,14 @@ def deploy():
 
     @task
     def promote(version: str) -> dict:
-        from include.mlpipeline import deploy as steps
+        from include.mlpipeline.deployment import deploy as steps
 
         return steps.promote(version)
 
     # No retries: a failed check has already rolled the alias back; retrying would test the old version.
     @task(outlets=[SERVED_MODEL], retries=0)
     def verify_live_service(promotion: dict) -> dict:
-        from include.mlpipeline import deploy as steps
+        from include.mlpipeline.deployment import deploy as steps
 
         result = {
             **steps.verify_or_roll_back(promotion["version"], promotion["previous"]),

@@ -22,6 +22,7 @@ import datetime as dt
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
+from include.mlpipeline.core.settings import get_settings
 from include.mlpipeline.orchestration.alerts import DagFailureAlert, DagRunMetrics
 from include.mlpipeline.orchestration.assets import CLEAN_DATA
 from include.mlpipeline.orchestration.tasks import (
@@ -32,7 +33,6 @@ from include.mlpipeline.orchestration.tasks import (
     fail_fast_on_data_errors,
     run_day,
 )
-from include.mlpipeline.settings import get_settings
 
 
 @dag(
@@ -58,7 +58,7 @@ from include.mlpipeline.settings import get_settings
 def etl():
     @task
     def plan() -> list[list[str]]:
-        from include.mlpipeline import etl as steps
+        from include.mlpipeline.data import etl as steps
 
         context = get_current_context()
         days = steps.plan_partitions(run_day(context), context["params"].get("bootstrap_days"))
@@ -66,14 +66,14 @@ def etl():
 
     @task
     def list_sources() -> list[str]:
-        from include.mlpipeline.problem import load_problem
+        from include.mlpipeline.core.problem import load_problem
 
         return [source.name for source in load_problem().sources]
 
     @task(map_index_template="{{ source_name }}")
     def extract(source: str, chunks: list[list[str]]) -> dict:
-        from include.mlpipeline import etl as steps
-        from include.mlpipeline.orchestration.storage import source_storage_options
+        from include.mlpipeline.data import etl as steps
+        from include.mlpipeline.orchestration.connections import source_storage_options
 
         get_current_context()["source_name"] = source
         # The source's connection is resolved here, when the task runs: never at parse time, and
@@ -85,7 +85,7 @@ def etl():
 
     @task(map_index_template="{{ partitions }}")
     def clean(days: list[str]) -> list[dict]:
-        from include.mlpipeline import etl as steps
+        from include.mlpipeline.data import etl as steps
 
         get_current_context()["partitions"] = chunk_label(days)
         with fail_fast_on_data_errors():
@@ -93,7 +93,7 @@ def etl():
 
     @task(outlets=[CLEAN_DATA])
     def publish(summaries: list[list[dict]]) -> dict:
-        from include.mlpipeline import etl as steps
+        from include.mlpipeline.data import etl as steps
 
         extra = steps.publish_summary(steps.CLEAN, summaries)
         if not extra["partitions"]:

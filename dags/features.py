@@ -53,7 +53,7 @@ from include.mlpipeline.orchestration.tasks import (
 def features():
     @task
     def partitions_to_build() -> list[list[str]]:
-        from include.mlpipeline.settings import get_settings
+        from include.mlpipeline.core.settings import get_settings
 
         context = get_current_context()
         days = partitions_of(context["triggering_asset_events"][CLEAN_DATA]) or list(context["params"]["dates"])
@@ -63,7 +63,7 @@ def features():
 
     @task(map_index_template="{{ partitions }}")
     def build(days: list[str]) -> list[dict]:
-        from include.mlpipeline import etl as steps
+        from include.mlpipeline.data import etl as steps
 
         get_current_context()["partitions"] = chunk_label(days)
         with fail_fast_on_data_errors():
@@ -71,7 +71,7 @@ def features():
 
     @task(outlets=[FEATURE_DATA])
     def publish(summaries: list[list[dict]]) -> dict:
-        from include.mlpipeline import etl as steps
+        from include.mlpipeline.data import etl as steps
 
         extra = steps.publish_summary(steps.FEATURES, summaries)
         return emit(FEATURE_DATA, extra)

@@ -34,7 +34,7 @@ from include.mlpipeline.orchestration.tasks import default_args, partitions_of
 def traffic_replay():
     @task
     def send_traffic() -> dict:
-        from include.mlpipeline import traffic
+        from include.mlpipeline.deployment import traffic
 
         days = partitions_of(get_current_context()["triggering_asset_events"][CLEAN_DATA])
         if not days:

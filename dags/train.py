@@ -22,6 +22,7 @@ import datetime as dt
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
+from include.mlpipeline.core.settings import get_settings
 from include.mlpipeline.orchestration.alerts import DagFailureAlert, DagRunMetrics
 from include.mlpipeline.orchestration.assets import APPROVED_MODEL, FEATURE_DATA, RETRAIN_REQUESTED
 from include.mlpipeline.orchestration.tasks import (
@@ -31,7 +32,6 @@ from include.mlpipeline.orchestration.tasks import (
     fail_fast_on_data_errors,
     partitions_of,
 )
-from include.mlpipeline.settings import get_settings
 
 
 @dag(
@@ -53,7 +53,7 @@ from include.mlpipeline.settings import get_settings
 def train():
     @task
     def select_window() -> dict:
-        from include.mlpipeline import training
+        from include.mlpipeline.ml import training
 
         context = get_current_context()
         events = context["triggering_asset_events"]
@@ -66,7 +66,7 @@ def train():
 
     @task
     def open_parent_run(window: dict) -> str:
-        from include.mlpipeline import tracking
+        from include.mlpipeline.ml import tracking
 
         context = get_current_context()
         tags = {"airflow_dag_id": context["dag"].dag_id, "airflow_run_id": context["run_id"]}
@@ -74,7 +74,7 @@ def train():
 
     @task
     def list_candidates() -> list[str]:
-        from include.mlpipeline.training import BASELINE, CANDIDATES
+        from include.mlpipeline.ml.training import BASELINE, CANDIDATES
 
         chosen = list(get_current_context()["params"].get("candidates") or CANDIDATES)
         unknown = sorted(set(chosen) - set(CANDIDATES))
@@ -85,7 +85,7 @@ def train():
     # Its own queue under Celery (MLP_TRAINING_QUEUE), so training scales with its own workers.
     @task(map_index_template="{{ candidate }}", queue=get_settings().training_queue)
     def train_candidate(name: str, window: dict, parent_run_id: str) -> dict:
-        from include.mlpipeline import tracking
+        from include.mlpipeline.ml import tracking
 
         get_current_context()["candidate"] = name
         with fail_fast_on_data_errors():
@@ -93,7 +93,7 @@ def train():
 
     @task
     def register_best(results: list[dict], window: dict, parent_run_id: str) -> dict:
-        from include.mlpipeline import registry
+        from include.mlpipeline.ml import registry
 
         return registry.register_best(list(results), window, parent_run_id)
 

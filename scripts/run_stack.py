@@ -29,7 +29,7 @@ def say(message: str) -> None:
 
 def example_request(stack: Stack) -> Path:
     """A request body built from the problem's canary records, for the curl example."""
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.core.problem import load_problem
 
     problem = load_problem()
     path = STATE / "example_request.json"

@@ -28,6 +28,8 @@ from typing import Any, Self
 
 import httpx
 
+from include.mlpipeline.core.code_version import code_version
+
 log = logging.getLogger("stack")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,25 +167,6 @@ def running_mlflow_server(folder: Path, *, workers: int = 1, timeout: float = 18
             yield url
         finally:
             stop_process_group(process)
-
-
-def code_version() -> str:
-    """The commit of the code (MLP_CODE_VERSION wins), as ``include.mlpipeline.training.code_version`` says it."""
-    if os.environ.get("MLP_CODE_VERSION"):
-        return os.environ["MLP_CODE_VERSION"]
-    try:
-        git = ["git", "-C", str(ROOT)]
-        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True)
-        dirty = subprocess.run(
-            [*git, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        return f"{commit.stdout.strip()}-dirty" if dirty.stdout.strip() else commit.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def sentry_airflow_env(env: dict[str, str]) -> dict[str, str]:

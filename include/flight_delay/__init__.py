@@ -17,7 +17,7 @@ features and request model, and point ``MLP_PROBLEM`` at your copy.
 from __future__ import annotations
 
 from include.flight_delay import cleaning, features, schemas, serving, sources
-from include.mlpipeline.problem import ProblemSpec, Source
+from include.mlpipeline.core.problem import ProblemSpec, Source
 
 PROBLEM = ProblemSpec(
     name="flight_delay",

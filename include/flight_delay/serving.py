@@ -122,7 +122,7 @@ def serving_frame(requests: pd.DataFrame, lookups: FlightLookups) -> pd.DataFram
 
     Args:
         requests: The request frame: one column per :class:`FlightRequest` field, typed as
-            :func:`include.mlpipeline.serving.records.records_frame` builds it (``time_hour`` in UTC).
+            :func:`include.mlpipeline.core.request_frame.records_frame` builds it (``time_hour`` in UTC).
             Not changed.
         lookups: The reference data, prepared once (:func:`load_serving_context`).
 

@@ -10,7 +10,7 @@ flights scheduled on the same month and day of the replay year. A date with no c
 which the ETL logs and skips. Nothing is downloaded: the package ships the tables as CSV files.
 
 ``files``: one CSV or Parquet file per table and logical day, behind any fsspec URL, read by the
-generic file source (``include/mlpipeline/sources.py``) from ``MLP_FLIGHTS_SOURCE_URI_TEMPLATE``, e.g.
+generic file source (``include/mlpipeline/data/file_source.py``) from ``MLP_FLIGHTS_SOURCE_URI_TEMPLATE``, e.g.
 ``s3://bucket/raw/{table}/{date}.csv``. There is no replay: the file for D holds D's data as
 delivered. A missing file is a day without data (``None``); an unreadable one fails the extract
 with a DataQualityError naming the file. flights and weather need a ``{date}`` in their template;
@@ -38,8 +38,8 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import Field
 
-from include.mlpipeline import sources as file_source
-from include.mlpipeline.settings import EnvSettings
+from include.mlpipeline.core.settings import EnvSettings
+from include.mlpipeline.data import file_source
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from stack import running_mlflow_server
 
-from include.mlpipeline.settings import Settings
+from include.mlpipeline.core.settings import Settings
 from tests.support.pipeline import environment, replay_and_open_run, small_pipeline
 
 MODEL_NAME = "api_test_model"
@@ -47,7 +47,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="package")
 def registered_model(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]:
-    from include.mlpipeline import deploy, registry, tracking
+    from include.mlpipeline.deployment import deploy
+    from include.mlpipeline.ml import registry, tracking
 
     lake_uri = f"file://{tmp_path_factory.mktemp('lake')}"
     with environment(**small_pipeline(mlflow_server, lake_uri, MODEL_NAME)):
@@ -61,7 +62,7 @@ def registered_model(mlflow_server: str, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="package")
 def problem():
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.core.problem import load_problem
 
     return load_problem()
 

@@ -19,9 +19,10 @@ import pytest
 from mlflow import MlflowClient
 from stack import ROOT, free_port, wait_for_http
 
-from include.mlpipeline.lake import Lake
+from include.mlpipeline.core.settings import get_settings
+from include.mlpipeline.data.lake import Lake
+from include.mlpipeline.monitoring import live_outcomes
 from include.mlpipeline.serving.prediction_log import PREDICTIONS
-from include.mlpipeline.settings import get_settings
 from tests.support.pipeline import REPLAY_DAYS as DAYS
 
 from .conftest import RegisteredModel
@@ -33,7 +34,7 @@ TRAFFIC_DAYS = DAYS[-6:]
 @pytest.fixture(scope="module")
 def challenger(registered_model: RegisteredModel) -> str:
     """Version 2: a gradient-boosting model on the same window, registered as challenger."""
-    from include.mlpipeline import registry, tracking, training
+    from include.mlpipeline.ml import registry, tracking, training
 
     window = training.select_window().to_dict()
     parent = tracking.start_parent_run(window, run_name="ab challenger")
@@ -74,7 +75,7 @@ def ab_api(registered_model: RegisteredModel, challenger: str, tmp_path_factory)
 @pytest.fixture(scope="module")
 def traffic(ab_api: str, monkeypatch_module) -> dict:
     """The pipeline's traffic replay, pointed at the A/B API."""
-    from include.mlpipeline import traffic as replay
+    from include.mlpipeline.deployment import traffic as replay
 
     monkeypatch_module.setenv("MLP_API_URL", ab_api)
     monkeypatch_module.setenv("MLP_API_KEY", API_KEY)
@@ -101,7 +102,7 @@ def test_traffic_is_split_and_sticky(ab_api: str, traffic: dict, challenger: str
         counts = traffic[day]
         assert counts["records"] > 500
         assert 0.35 < counts["challenger"] / counts["records"] < 0.65
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.core.problem import load_problem
 
     records = load_problem().canary_records()
     headers = {"X-API-Key": API_KEY}
@@ -113,7 +114,7 @@ def test_traffic_is_split_and_sticky(ab_api: str, traffic: dict, challenger: str
 
 
 def test_forced_variant(ab_api: str, challenger: str):
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.core.problem import load_problem
 
     records = load_problem().canary_records()
     for variant, version in (("champion", "1"), ("challenger", challenger)):
@@ -165,13 +166,13 @@ def test_feedback_is_stored(ab_api: str, registered_model: RegisteredModel):
 def test_ab_evaluation_logs_a_decision(
     registered_model: RegisteredModel, traffic: dict, challenger: str, monkeypatch_module: pytest.MonkeyPatch
 ):
-    from include.mlpipeline import abtest
+    from include.mlpipeline.deployment import abtest
 
     monkeypatch_module.setenv("MLP_AB_MIN_SAMPLES", "200")
     get_settings.cache_clear()
     lake = Lake(registered_model.lake_uri)
     deadline = time.monotonic() + 30
-    while abtest.recent_days(lake, 14) == [] and time.monotonic() < deadline:
+    while live_outcomes.recent_days(lake, 14) == [] and time.monotonic() < deadline:
         time.sleep(0.5)
     result = abtest.evaluate_ab()
     assert result["decision"] in {"challenger_wins", "champion_better", "no_significant_difference"}

@@ -178,7 +178,7 @@ def test_metrics_exposed(client, flights, registered_model):
 
 def test_registry_unreachable_at_start(flights, monkeypatch):
     """The service starts without a registry, says it is not ready, and refuses predictions with 503."""
-    from include.mlpipeline.settings import Settings
+    from include.mlpipeline.core.settings import Settings
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from include.mlpipeline.lake import Lake
-from include.mlpipeline.settings import get_settings
+from include.mlpipeline.core.settings import get_settings
+from include.mlpipeline.data.lake import Lake
 from tests.support.pipeline import REPLAY_DAYS as DAYS
 
 from .conftest import RegisteredModel

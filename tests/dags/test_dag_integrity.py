@@ -60,7 +60,7 @@ def test_etl_schedule_starts_on_the_configured_day(monkeypatch):
 
     from airflow.dag_processing.dagbag import DagBag
 
-    from include.mlpipeline.settings import get_settings
+    from include.mlpipeline.core.settings import get_settings
 
     monkeypatch.setenv("MLP_ETL_START_DATE", "2100-01-01")
     get_settings.cache_clear()

@@ -39,7 +39,7 @@ import pytest
 from stack import ROOT, ChainMonitor, Monitoring, Stack, StackConfig, free_port, monitoring_binaries
 
 from include.flight_delay import sources
-from include.mlpipeline.problem import load_problem
+from include.mlpipeline.core.problem import load_problem
 
 pytestmark = pytest.mark.e2e
 
@@ -172,8 +172,8 @@ def setup(
 # --- the scenario ----------------------------------------------------------------------------------
 def send_traffic(stack: Stack, days: tuple[str, ...], batch: int = 250) -> int:
     """POST the raw flights of ``days`` to /predict, as traffic_replay does; returns how many."""
-    from include.mlpipeline.etl import raw_dataset
-    from include.mlpipeline.lake import Lake
+    from include.mlpipeline.data.etl import raw_dataset
+    from include.mlpipeline.data.lake import Lake
 
     problem = load_problem()
     lake = Lake(stack.config.lake_uri)

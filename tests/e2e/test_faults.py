@@ -10,7 +10,7 @@ server and the prediction API on a temporary folder and free ports), four scenar
 3. a corrupt source day (every flight of one day with a negative distance): the ``clean`` gate fails that
    day without retry, no asset event, Slack (a local webhook stub) gets the gate's alert, the API keeps
    serving the champion, and the next day's ETL run succeeds and emits its event;
-4. reconciliation (``include/mlpipeline/reconciliation.py``): every gated partition balances (rows in =
+4. reconciliation (``include/mlpipeline/monitoring/reconciliation.py``): every gated partition balances (rows in =
    published + quarantined), every asset event matches the lake and every published partition was
    announced by one, and every registered version's data version resolves to lake partitions and DVC
    objects; the command line gives the same verdict, and one partition of version 1's window is
@@ -154,7 +154,7 @@ def api(stack: Stack) -> httpx.Client:
 
 
 def predict(stack: Stack) -> dict[str, Any]:
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.core.problem import load_problem
 
     with api(stack) as client:
         response = client.post("/predict", json={"flights": load_problem().canary_records()[:3]})
@@ -247,7 +247,7 @@ def test_api_serves_the_deployed_version_and_needs_its_key(stack: Stack, crash: 
     answer = predict(stack)
     assert answer["model_version"] == deployed["extra"]["version"]
     assert len(answer["predictions"]) == 3
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.core.problem import load_problem
 
     records = load_problem().canary_records()[:1]
     assert httpx.post(f"{stack.config.api_url}/predict", json={"flights": records}).status_code == 401
@@ -356,7 +356,7 @@ def test_mlflow_down_when_train_starts_retries_and_registers_once(stack: Stack, 
 def test_corrupt_day_is_blocked_alerted_and_the_next_day_flows(
     stack: Stack, monitor: ChainMonitor, slack: SlackStub, source_dir: Path, crash: dict[str, Any]
 ):
-    from include.mlpipeline.lake import Lake
+    from include.mlpipeline.data.lake import Lake
 
     # The chain after etl was proven in scenario 1: features stays off, so no retraining follows here.
     stack.airflow.set_paused("features", True)
@@ -405,10 +405,10 @@ def test_corrupt_day_is_blocked_alerted_and_the_next_day_flows(
 
 # ----------------------------------------------------------------------- scenario 4: reconciliation
 def test_reconciliation_finds_nothing_lost(stack: Stack, crash: dict[str, Any], tmp_path: Path):
-    from include.mlpipeline.lake import Lake
-    from include.mlpipeline.reconciliation import reconcile_stack
-    from include.mlpipeline.settings import Settings
-    from include.mlpipeline.versioning import restore, run_data_versions
+    from include.mlpipeline.core.settings import Settings
+    from include.mlpipeline.data.lake import Lake
+    from include.mlpipeline.data.versioning import restore, run_data_versions
+    from include.mlpipeline.monitoring.reconciliation import reconcile_stack
 
     name = served(stack)["model_name"]
     dvc_remote = stack.config.dvc_remote_url or str(stack.config.state_dir / "dvc-remote")
@@ -433,7 +433,7 @@ def test_reconciliation_finds_nothing_lost(stack: Stack, crash: dict[str, Any], 
     saved.write_text(json.dumps({"asset_events": events}))
     result = subprocess.run(
         [
-            sys.executable, "-m", "include.mlpipeline.reconciliation", "--events", str(saved),
+            sys.executable, "-m", "include.mlpipeline.monitoring.reconciliation", "--events", str(saved),
             "--lake-uri", stack.config.lake_uri, "--mlflow-uri", stack.config.mlflow_url,
             "--model-name", name, "--dvc-remote", dvc_remote, "--json",
         ],

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from include.mlpipeline import etl
-from include.mlpipeline.lake import Lake
-from include.mlpipeline.settings import Settings
+from include.mlpipeline.core.settings import Settings
+from include.mlpipeline.data import etl
+from include.mlpipeline.data.lake import Lake
 
 ROOT = Path(__file__).resolve().parents[2]
 DAYS = ("2013-06-01", "2013-06-02")

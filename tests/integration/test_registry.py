@@ -25,11 +25,12 @@ import pandas as pd
 import pytest
 from stack import running_mlflow_server
 
-from include.mlpipeline import deploy, evaluation, registry, tracking, training
-from include.mlpipeline.etl import FEATURES
-from include.mlpipeline.lake import Lake
-from include.mlpipeline.problem import load_problem
-from include.mlpipeline.quality import DataQualityError
+from include.mlpipeline.core.problem import load_problem
+from include.mlpipeline.data.etl import FEATURES
+from include.mlpipeline.data.lake import Lake
+from include.mlpipeline.data.quality import DataQualityError
+from include.mlpipeline.deployment import deploy
+from include.mlpipeline.ml import evaluation, registry, tracking, training
 from tests.support.pipeline import REPLAY_DAYS, environment
 
 DAYS = REPLAY_DAYS
@@ -67,7 +68,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def lake_uri(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The module's settings in the environment and a lake of 12 replayed feature days."""
-    from include.mlpipeline import etl
+    from include.mlpipeline.data import etl
 
     uri = f"file://{tmp_path_factory.mktemp('lake')}"
     with environment(

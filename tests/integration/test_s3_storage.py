@@ -37,12 +37,11 @@ import pytest
 
 from include.flight_delay import PROBLEM
 from include.flight_delay import sources as flight_sources
-from include.mlpipeline import etl
-from include.mlpipeline import sources as file_source
-from include.mlpipeline.lake import MANIFEST, Lake, content_hash
-from include.mlpipeline.problem import load_problem
-from include.mlpipeline.quality import DataQualityError
-from include.mlpipeline.settings import Settings, get_settings
+from include.mlpipeline.core.problem import load_problem
+from include.mlpipeline.core.settings import Settings, get_settings
+from include.mlpipeline.data import etl, file_source
+from include.mlpipeline.data.lake import MANIFEST, Lake, content_hash
+from include.mlpipeline.data.quality import DataQualityError
 
 BUCKET = "mlp-test"
 DAYS = [dt.date(2028, 3, 2), dt.date(2028, 3, 3)]  # replays 2013-03-02 and 2013-03-03
@@ -224,7 +223,7 @@ def test_files_on_s3_into_a_lake_on_s3_publish_what_the_replay_publishes(
     replay_hashes: dict[tuple[str, str], str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from include.mlpipeline.orchestration.storage import source_storage_options
+    from include.mlpipeline.orchestration.connections import source_storage_options
 
     _configure(monkeypatch, s3_lake, s3_options, source="files", source_uri_template=TEMPLATE, source_conn_id=CONN_ID)
     assert load_problem() is PROBLEM
@@ -315,7 +314,7 @@ def test_a_corrupt_parquet_file_on_s3_fails_naming_the_file(
 def test_a_connection_assuming_a_role_reads_the_bucket_through_the_hooks_session(
     bucket: fsspec.AbstractFileSystem, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from include.mlpipeline.orchestration.storage import storage_options_from_connection
+    from include.mlpipeline.orchestration.connections import storage_options_from_connection
 
     extra = {
         "role_arn": "arn:aws:iam::123456789012:role/pipeline-reader",
@@ -336,14 +335,14 @@ def test_the_lake_takes_its_credentials_from_an_airflow_connection(
     s3_endpoint: str, aws_env: dict[str, str], bucket: fsspec.AbstractFileSystem, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """MLP_LAKE_CONN_ID alone (no storage options, no AWS_* variables) is enough to reach the lake."""
-    from include.mlpipeline import lake as lake_module
+    from include.mlpipeline.orchestration.connections import resolve_lake_connections
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name)
     monkeypatch.setenv("MLP_LAKE_URI", f"s3://{BUCKET}/conn-lake")
     monkeypatch.setenv("MLP_LAKE_CONN_ID", CONN_ID)
     get_settings.cache_clear()
-    lake_module._connection_options.cache_clear()
+    resolve_lake_connections()  # what every task's on_execute_callback does
     lake = Lake.from_settings()
     frame = pd.DataFrame({"a": [1, 2, 3]})
     info = lake.write("clean", "2013-06-01", frame)

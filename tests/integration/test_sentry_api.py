@@ -19,10 +19,10 @@ import pytest
 from fastapi import Request
 from fastapi.testclient import TestClient
 
-from include.mlpipeline.serving import observability
+from include.mlpipeline.core.settings import Settings, get_settings
+from include.mlpipeline.core.code_version import code_version
 from include.mlpipeline.serving.app import create_app
-from include.mlpipeline.settings import Settings, get_settings
-from include.mlpipeline.training import code_version
+from include.mlpipeline.telemetry import sentry as observability
 from tests.support import SentryReceiver
 
 

@@ -66,7 +66,7 @@ def pushgateway() -> Iterator[str]:
 @pytest.fixture
 def pipeline_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Set MLP_* variables for one test; the cached settings are re-read before and after it."""
-    from include.mlpipeline.settings import get_settings
+    from include.mlpipeline.core.settings import get_settings
 
     get_settings.cache_clear()
     yield monkeypatch

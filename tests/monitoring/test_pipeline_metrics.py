@@ -24,7 +24,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from stack import free_port
 
-from include.mlpipeline.monitoring import metrics
+from include.mlpipeline.telemetry import pipeline_metrics as metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,8 +87,8 @@ def test_publish_pushes_rows_share_and_data_version_and_passes_the_gate(gateway:
 def test_a_blocked_gate_in_a_task_is_pushed_and_still_fails_the_task(gateway: str) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
+    from include.mlpipeline.data.quality import DataQualityError
     from include.mlpipeline.orchestration.tasks import fail_fast_on_data_errors
-    from include.mlpipeline.quality import DataQualityError
 
     with pytest.raises(AirflowFailException), fail_fast_on_data_errors():
         raise DataQualityError("raw_flights", {"column_in_dataframe:sched_dep_time": 0})
@@ -301,9 +301,9 @@ def test_a_pushgateway_outage_never_raises_and_is_logged_once(
 ) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
+    from include.mlpipeline.data.quality import DataQualityError
     from include.mlpipeline.orchestration.alerts import DagRunMetrics
     from include.mlpipeline.orchestration.tasks import fail_fast_on_data_errors
-    from include.mlpipeline.quality import DataQualityError
 
     server: object = None
     if outage == "refused":

@@ -33,7 +33,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def pipeline_env(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The MLP_* variables of a lake with 12 feature days and an experiment with one training run."""
-    from include.mlpipeline import registry, tracking
+    from include.mlpipeline.ml import registry, tracking
 
     values = small_pipeline(mlflow_server, f"file://{tmp_path_factory.mktemp('lake')}", EXPERIMENT)
     with environment(**values):

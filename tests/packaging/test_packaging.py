@@ -148,7 +148,7 @@ def test_dockerfile_takes_the_code_version_at_build_time() -> None:
     instructions = dockerfile_instructions()
     assert ("ARG", 'MLP_CODE_VERSION=""') in instructions or ("ARG", "MLP_CODE_VERSION") in instructions
     assert dockerfile_env()["MLP_CODE_VERSION"] == "${MLP_CODE_VERSION}"
-    assert "MLP_CODE_VERSION" in text("include/mlpipeline/training.py")
+    assert "MLP_CODE_VERSION" in text("include/mlpipeline/ml/training.py")
 
 
 def test_packages_txt_exists_and_lists_only_package_names() -> None:
@@ -440,7 +440,7 @@ def test_ci_run_script_runs_the_suite() -> None:
 # --- settings examples ----------------------------------------------------------------------------
 def settings_classes() -> list[type]:
     from include.flight_delay.sources import FlightSourceSettings
-    from include.mlpipeline.settings import Settings
+    from include.mlpipeline.core.settings import Settings
 
     return [Settings, FlightSourceSettings]
 

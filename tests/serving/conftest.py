@@ -24,7 +24,7 @@ import httpx
 import pytest
 from stack import ROOT, free_port, mlflow_server_command, stop_process_group, wait_for_http
 
-from include.mlpipeline.settings import get_settings
+from include.mlpipeline.core.settings import get_settings
 from tests.support.pipeline import environment, replay_and_open_run, small_pipeline
 
 MODEL_NAME = "serving_test_model"
@@ -111,7 +111,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 
 @pytest.fixture(scope="package")
 def registry(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    from include.mlpipeline import deploy, registry, tracking
+    from include.mlpipeline.deployment import deploy
+    from include.mlpipeline.ml import registry, tracking
 
     lake_uri = f"file://{tmp_path_factory.mktemp('lake')}"
     with environment(**small_pipeline(mlflow_server.url, lake_uri, MODEL_NAME)):
@@ -127,7 +128,7 @@ def registry(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(scope="package")
 def problem():
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.core.problem import load_problem
 
     return load_problem()
 

@@ -18,7 +18,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from stack import ROOT
 
-from include.mlpipeline import deploy
+from include.mlpipeline.deployment import deploy
 
 from .conftest import API_KEY, MODEL_NAME
 
@@ -125,7 +125,7 @@ def rollback_cli(api, registry, version: str) -> subprocess.CompletedProcess:
         "MLP_DEPLOY_TIMEOUT_S": "60",
     }
     return subprocess.run(
-        [sys.executable, "-m", "include.mlpipeline.deploy", "rollback", "--to", version],
+        [sys.executable, "-m", "include.mlpipeline.deployment.deploy", "rollback", "--to", version],
         env=env, cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
 

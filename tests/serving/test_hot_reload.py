@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from include.mlpipeline import deploy
+from include.mlpipeline.deployment import deploy
 
 from .conftest import API_KEY, Traffic, assert_monotonic_switch
 

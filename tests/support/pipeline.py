@@ -13,7 +13,7 @@ REPLAY_DAYS = [f"2013-06-{day:02d}" for day in range(1, 13)]
 @contextmanager
 def environment(**values: str) -> Iterator[None]:
     """Set MLP_* variables for the block, then restore them; settings are cached, so clear that cache too."""
-    from include.mlpipeline.settings import get_settings
+    from include.mlpipeline.core.settings import get_settings
 
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
@@ -44,7 +44,8 @@ def small_pipeline(tracking_uri: str, lake_uri: str, name: str, **more: str) -> 
 
 def replay_and_open_run(run_name: str) -> tuple[dict, str]:
     """Replay :data:`REPLAY_DAYS` into the lake of the current settings; their window and a parent run on it."""
-    from include.mlpipeline import etl, tracking, training
+    from include.mlpipeline.data import etl
+    from include.mlpipeline.ml import tracking, training
 
     etl.replay_days(REPLAY_DAYS)
     window = training.select_window().to_dict()

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from include.flight_delay import schemas, sources
-from include.mlpipeline.lake import Lake
-from include.mlpipeline.quality import apply_gate
-from include.mlpipeline.settings import Settings, get_settings
+from include.mlpipeline.core.settings import Settings, get_settings
+from include.mlpipeline.data.lake import Lake
+from include.mlpipeline.data.quality import apply_gate
 
 RAW_SCHEMAS = {
     "flights": schemas.RawFlights,

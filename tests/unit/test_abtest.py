@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from include.flight_delay import PROBLEM
-from include.mlpipeline import abtest
-from include.mlpipeline.lake import Lake
+from include.mlpipeline.data.lake import Lake
+from include.mlpipeline.deployment import abtest
+from include.mlpipeline.monitoring import live_outcomes
 from include.mlpipeline.serving.prediction_log import (
     FEEDBACK,
     PREDICTIONS,
@@ -131,7 +132,7 @@ def test_scored_predictions_join_labels_and_feedback_wins(tmp_path):
     _log(lake, day, "champion", "1", ids=["a", "b", "c", "zz"], probabilities=[0.9, 0.2, 0.3, 0.5])
     lake.append(FEEDBACK, day, pd.DataFrame({"id": ["c"], "outcome": [1], "received_at": pd.Timestamp(day, tz="UTC")}))
 
-    scored = abtest.scored_predictions([dt.date(2026, 6, 1)], lake=lake, problem=PROBLEM)
+    scored = live_outcomes.scored_predictions([dt.date(2026, 6, 1)], lake=lake, problem=PROBLEM)
     outcomes = dict(zip(scored["id"], scored["outcome"], strict=True))
     assert outcomes == {"a": 1, "b": 0, "c": 1}  # "zz" has no outcome yet; feedback overrides c
     assert scored.loc[scored["id"] == "a", "log_loss"].item() == pytest.approx(-np.log(0.9))

@@ -16,10 +16,10 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
+from include.mlpipeline.core.settings import get_settings
+from include.mlpipeline.data.quality import DataQualityError
 from include.mlpipeline.orchestration import alerts, tasks
 from include.mlpipeline.orchestration.assets import APPROVED_MODEL
-from include.mlpipeline.quality import DataQualityError
-from include.mlpipeline.settings import get_settings
 from tests.support import SlackStub
 
 RUN_ID = "manual__2026-07-01T00:00:00+00:00"
@@ -184,7 +184,21 @@ def test_default_args_attach_the_callbacks() -> None:
     args = tasks.default_args()
 
     assert any(isinstance(cb, alerts.TaskFailureAlert) for cb in args["on_failure_callback"])
-    assert alerts.protect_sentry_events in args["on_execute_callback"]
+    assert tasks.prepare_task_process in args["on_execute_callback"]
+
+
+def test_a_starting_task_protects_sentry_and_resolves_lake_connections(monkeypatch: pytest.MonkeyPatch) -> None:
+    from include.mlpipeline.data import lake
+
+    calls = []
+    monkeypatch.setattr(alerts, "protect_sentry_events", lambda context=None: calls.append("sentry"))
+    monkeypatch.setattr(tasks, "protect_sentry_events", lambda context=None: calls.append("sentry"))
+    monkeypatch.setattr(lake, "_resolvers", [])
+
+    tasks.prepare_task_process({})
+
+    assert calls == ["sentry"]
+    assert lake._resolvers  # MLP_LAKE_CONN_ID now resolves through Airflow connections
 
 
 def test_dag_failure_alert_only_for_reasons_of_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -408,8 +422,8 @@ def test_error_text_is_not_rendered_as_a_template(stub: SlackStub) -> None:
 
 # ---------------------------------------------------------------- Sentry scrubbing (both sides)
 def test_known_secrets_come_from_settings_connections_and_secret_named_variables() -> None:
-    from include.mlpipeline.serving.observability import known_secrets
-    from include.mlpipeline.settings import Settings
+    from include.mlpipeline.core.settings import Settings
+    from include.mlpipeline.telemetry.sentry import known_secrets
 
     environ = {
         "AIRFLOW_CONN_SLACK_DEFAULT": '{"conn_type": "slackwebhook", "password": "https://hooks.slack.com/x/y/z"}',
@@ -436,7 +450,7 @@ def test_known_secrets_come_from_settings_connections_and_secret_named_variables
 
 
 def test_scrub_event_drops_credential_headers_and_known_values_everywhere() -> None:
-    from include.mlpipeline.serving.observability import FILTERED, scrub_event
+    from include.mlpipeline.telemetry.sentry import FILTERED, scrub_event
 
     event = {
         "request": {

@@ -28,10 +28,10 @@ import pytest
 
 from include.flight_delay import PROBLEM
 from include.flight_delay import sources as flight_sources
-from include.mlpipeline import etl
-from include.mlpipeline.lake import Lake, content_hash
-from include.mlpipeline.quality import FAILED_CHECKS_COLUMN, DataQualityError
-from include.mlpipeline.settings import Settings
+from include.mlpipeline.core.settings import Settings
+from include.mlpipeline.data import etl
+from include.mlpipeline.data.lake import Lake, content_hash
+from include.mlpipeline.data.quality import FAILED_CHECKS_COLUMN, DataQualityError
 
 DAY = dt.date(2028, 3, 2)  # replays 2013-03-02
 DATASETS = ("raw/flights", "quarantine/raw/flights", etl.CLEAN, "quarantine/clean", etl.FEATURES)

@@ -45,8 +45,8 @@ def test_shifted_weather_is_caught():
 
 
 def test_window_reference_reads_train_and_validation_days_only(lake, make_features, monkeypatch):
-    from include.mlpipeline.etl import FEATURES
-    from include.mlpipeline.lake import PARTITION_COLUMN
+    from include.mlpipeline.data.etl import FEATURES
+    from include.mlpipeline.data.lake import PARTITION_COLUMN
 
     days = pd.date_range("2013-02-01", periods=6).date
     for day in days:
@@ -99,7 +99,7 @@ def _summary(live_auc: float, predictions: int, positive_rate: float = 0.2) -> d
     ],
 )
 def test_live_auc_drop_requests_a_retrain_only_beyond_its_noise(live_auc, predictions, retrain):
-    from include.mlpipeline.settings import Settings
+    from include.mlpipeline.core.settings import Settings
 
     summary = _summary(live_auc, predictions)
 

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from include.flight_delay import PROBLEM, features, schemas, sources
-from include.mlpipeline import etl
-from include.mlpipeline.lake import MANIFEST, Lake
-from include.mlpipeline.problem import Source
-from include.mlpipeline.quality import FAILED_CHECKS_COLUMN, DataQualityError, apply_gate
-from include.mlpipeline.settings import Settings
+from include.mlpipeline.core.problem import Source
+from include.mlpipeline.core.settings import Settings
+from include.mlpipeline.data import etl
+from include.mlpipeline.data.lake import MANIFEST, Lake
+from include.mlpipeline.data.quality import FAILED_CHECKS_COLUMN, DataQualityError, apply_gate
 
 DAYS = ["2028-02-28", "2028-02-29", "2028-03-01"]  # replayed as 2013-02-28, (none), 2013-03-01
 
@@ -242,7 +242,7 @@ def test_plan_without_bootstrap_is_the_run_day(lake: Lake) -> None:
 
 
 def test_plan_takes_bootstrap_days_from_settings_by_default(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:
-    from include.mlpipeline.settings import get_settings
+    from include.mlpipeline.core.settings import get_settings
 
     monkeypatch.setenv("MLP_BOOTSTRAP_DAYS", "2")
     get_settings.cache_clear()

@@ -23,12 +23,11 @@ import pytest
 
 from include.flight_delay import PROBLEM, schemas
 from include.flight_delay import sources as flight_sources
-from include.mlpipeline import etl
-from include.mlpipeline import sources as file_source
-from include.mlpipeline.lake import Lake
-from include.mlpipeline.problem import Source
-from include.mlpipeline.quality import DataQualityError
-from include.mlpipeline.settings import Settings
+from include.mlpipeline.core.problem import Source
+from include.mlpipeline.core.settings import Settings
+from include.mlpipeline.data import etl, file_source
+from include.mlpipeline.data.lake import Lake
+from include.mlpipeline.data.quality import DataQualityError
 
 DAY = dt.date(2028, 3, 2)
 NEXT = dt.date(2028, 3, 3)
@@ -131,7 +130,7 @@ def test_a_missing_file_is_a_day_without_data_and_is_logged(folder: Path, caplog
     template = f"file://{folder}/{{table}}/{{date}}.csv"
     _put(folder / "airlines" / f"{DAY}.csv", _csv(FRAME))
 
-    with caplog.at_level(logging.INFO, logger="include.mlpipeline.sources"):
+    with caplog.at_level(logging.INFO, logger="include.mlpipeline.data.file_source"):
         frames = file_source.extract_files("airlines", [DAY, NEXT], template)
 
     assert frames[NEXT] is None
@@ -347,7 +346,7 @@ def test_extract_source_calls_a_source_without_the_keyword_plainly(
         return dict.fromkeys(days, FRAME[["carrier", "name"]])
 
     lake, settings = Lake(f"file://{tmp_path}/lake"), Settings(lake_uri=f"file://{tmp_path}/lake")
-    with caplog.at_level(logging.WARNING, logger="include.mlpipeline.etl"):
+    with caplog.at_level(logging.WARNING, logger="include.mlpipeline.data.etl"):
         summary = etl.extract_source(
             "airlines", [DAY], problem=_recording_problem(extract), lake=lake, settings=settings, storage_options={}
         )
@@ -369,7 +368,7 @@ def connection(monkeypatch: pytest.MonkeyPatch) -> Callable[[str, str | dict[str
 
 
 def test_aws_connection_json_becomes_s3fs_options(connection: Callable[..., None]) -> None:
-    from include.mlpipeline.orchestration.storage import storage_options_from_connection
+    from include.mlpipeline.orchestration.connections import storage_options_from_connection
 
     connection(
         "minio",
@@ -390,7 +389,7 @@ def test_aws_connection_json_becomes_s3fs_options(connection: Callable[..., None
 
 
 def test_aws_connection_uri_with_session_token_service_endpoint_and_config(connection: Callable[..., None]) -> None:
-    from include.mlpipeline.orchestration.storage import storage_options_from_connection
+    from include.mlpipeline.orchestration.connections import storage_options_from_connection
 
     extra = {
         "aws_session_token": "session-token-example",
@@ -416,7 +415,7 @@ def test_aws_connection_uri_with_session_token_service_endpoint_and_config(conne
 
 
 def test_aws_connection_as_a_uri(connection: Callable[..., None]) -> None:
-    from include.mlpipeline.orchestration.storage import storage_options_from_connection
+    from include.mlpipeline.orchestration.connections import storage_options_from_connection
 
     connection(
         "from_uri", "aws://AKIDEXAMPLE:secret%2Fkey@/?region_name=us-east-1&endpoint_url=http%3A%2F%2Fminio%3A9000"
@@ -450,7 +449,7 @@ def test_aws_connection_as_a_uri(connection: Callable[..., None]) -> None:
 def test_google_connection_becomes_gcsfs_options(
     connection: Callable[..., None], extra: dict[str, Any], expected: dict[str, Any]
 ) -> None:
-    from include.mlpipeline.orchestration.storage import storage_options_from_connection
+    from include.mlpipeline.orchestration.connections import storage_options_from_connection
 
     connection("gcs", {"conn_type": "google_cloud_platform", "extra": extra})
 
@@ -460,7 +459,7 @@ def test_google_connection_becomes_gcsfs_options(
 def test_unsupported_and_missing_connections_fail_clearly(connection: Callable[..., None]) -> None:
     from airflow.sdk.exceptions import AirflowNotFoundException
 
-    from include.mlpipeline.orchestration.storage import storage_options_from_connection
+    from include.mlpipeline.orchestration.connections import storage_options_from_connection
 
     connection("pg", "postgres://user:pw@db:5432/x")
     with pytest.raises(ValueError, match=r"connection 'pg' has type 'postgres'; object storage needs one of"):
@@ -472,7 +471,7 @@ def test_unsupported_and_missing_connections_fail_clearly(connection: Callable[.
 def test_source_storage_options_follow_the_problem_setting(
     connection: Callable[..., None], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from include.mlpipeline.orchestration.storage import source_storage_options
+    from include.mlpipeline.orchestration.connections import source_storage_options
 
     connection("source_files", {"conn_type": "aws", "login": "AKIDEXAMPLE", "password": "secret-key-example"})
     assert source_storage_options(PROBLEM) is None  # replay: nothing to resolve
@@ -483,13 +482,17 @@ def test_source_storage_options_follow_the_problem_setting(
     assert source_storage_options(dataclasses.replace(PROBLEM, extra={})) is None
 
 
-def test_lake_with_connection_adds_the_credentials_to_the_lake_options(connection: Callable[..., None]) -> None:
-    from include.mlpipeline.orchestration.storage import lake_with_connection
+def test_lake_conn_id_adds_the_connection_credentials_to_the_lake_options(connection: Callable[..., None]) -> None:
+    from include.mlpipeline.data.lake import Lake
+    from include.mlpipeline.orchestration.connections import resolve_lake_connections
 
     connection("lake", {"conn_type": "aws", "login": "AKIDEXAMPLE", "password": "secret-key-example"})
-    settings = Settings(lake_uri="s3://lake-bucket/lake", lake_storage_options={"endpoint_url": "http://127.0.0.1:1"})
+    settings = Settings(
+        lake_uri="s3://lake-bucket/lake", lake_storage_options={"endpoint_url": "http://127.0.0.1:1"}, lake_conn_id="lake"
+    )
+    resolve_lake_connections()
 
-    lake = lake_with_connection("lake", settings)
+    lake = Lake.from_settings(settings)
 
     assert lake.root_uri == "s3://lake-bucket/lake"
     assert (lake.fs.key, lake.fs.secret, lake.fs.endpoint_url) == (

@@ -11,7 +11,7 @@ import pytest
 
 from include.flight_delay import cleaning
 from include.flight_delay.schemas import CleanFlights
-from include.mlpipeline.quality import apply_gate
+from include.mlpipeline.data.quality import apply_gate
 
 DAY = dt.date(2013, 3, 1)
 

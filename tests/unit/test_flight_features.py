@@ -11,8 +11,8 @@ import pytest
 
 from include.flight_delay import PROBLEM, cleaning, features, serving
 from include.flight_delay.schemas import LEAKAGE_COLUMNS, CleanFlights, FlightFeatures
-from include.mlpipeline.quality import DataQualityError, apply_gate
-from include.mlpipeline.serving.records import ColumnarValidator
+from include.mlpipeline.data.quality import DataQualityError, apply_gate
+from include.mlpipeline.serving.columnar import ColumnarValidator
 
 SKEW_DAY = dt.date(2013, 6, 14)  # the canary flights' day
 FEATURE_COLUMNS = [*features.NUMERIC_FEATURES, *features.CATEGORICAL_FEATURES]

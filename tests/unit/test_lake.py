@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.mlpipeline.lake import (
+from include.mlpipeline.data.lake import (
     MANIFEST,
     ORPHAN_GRACE_S,
     PARTITION_COLUMN,

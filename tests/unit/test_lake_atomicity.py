@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.mlpipeline.lake import MANIFEST, Lake, content_hash
+from include.mlpipeline.data.lake import MANIFEST, Lake, content_hash
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX signals"),
@@ -38,7 +38,7 @@ STALLED_WRITER = textwrap.dedent(
     import numpy as np
     import pandas as pd
     from fsspec.implementations.local import LocalFileOpener, LocalFileSystem
-    from include.mlpipeline.lake import Lake
+    from include.mlpipeline.data.lake import Lake
 
     class StallingOpener(LocalFileOpener):
         def write(self, data):
@@ -74,7 +74,7 @@ LOOPING_WRITER = textwrap.dedent(
     import sys
     import numpy as np
     import pandas as pd
-    from include.mlpipeline.lake import Lake
+    from include.mlpipeline.data.lake import Lake
 
     lake = Lake("file://" + sys.argv[1])
     lake.write("events", "2013-03-01", pd.DataFrame({"version": [1, 1, 1], "i": [0, 1, 2]}))

@@ -13,10 +13,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from include.mlpipeline.problem import load_problem
+from include.mlpipeline.core.problem import load_problem
+from include.mlpipeline.core.settings import Settings
 from include.mlpipeline.serving.app import _invalid_request, _one_pass_json_route, _PredictBodies, _request_model
-from include.mlpipeline.serving.records import stack_columns
-from include.mlpipeline.settings import Settings
+from include.mlpipeline.core.request_frame import stack_columns
 
 
 class Body(BaseModel):

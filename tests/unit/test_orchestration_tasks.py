@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from include.mlpipeline.data.quality import DataQualityError
 from include.mlpipeline.orchestration import tasks
-from include.mlpipeline.quality import DataQualityError
 
 DAYS = [f"2013-03-{d:02d}" for d in range(1, 11)]
 

@@ -12,7 +12,7 @@ from pandera.typing import Series
 
 from include.flight_delay import cleaning
 from include.flight_delay.schemas import CleanFlights
-from include.mlpipeline.quality import FAILED_CHECKS_COLUMN, DataQualityError, apply_gate
+from include.mlpipeline.data.quality import FAILED_CHECKS_COLUMN, DataQualityError, apply_gate
 
 
 class Orders(pa.DataFrameModel):

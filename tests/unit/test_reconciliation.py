@@ -13,9 +13,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from include.mlpipeline import reconciliation as rec
-from include.mlpipeline.lake import Lake
-from include.mlpipeline.versioning import window_version
+from include.mlpipeline.data.lake import Lake
+from include.mlpipeline.data.versioning import window_version
+from include.mlpipeline.monitoring import reconciliation as rec
 
 ROOT = "file:///lake"
 DAYS = ("2026-06-29", "2026-06-30")
@@ -264,7 +264,7 @@ def test_cli_exit_code_follows_the_report(real_lake: Lake, tmp_path: Path, capsy
 
 def test_cli_help_runs_as_a_module():
     result = subprocess.run(
-        [sys.executable, "-m", "include.mlpipeline.reconciliation", "--help"],
+        [sys.executable, "-m", "include.mlpipeline.monitoring.reconciliation", "--help"],
         capture_output=True,
         text=True,
         timeout=120,

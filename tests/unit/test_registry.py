@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from include.mlpipeline.registry import PromotionDecision, decide_promotion
+from include.mlpipeline.ml.registry import PromotionDecision, decide_promotion
 
 MIN_GAIN = 0.002
 MARGIN = 0.02

@@ -14,9 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
-from include.mlpipeline.serving import records
+from include.mlpipeline.core.request_frame import column_kinds, records_frame
+from include.mlpipeline.serving import columnar
+from include.mlpipeline.serving.columnar import ColumnarValidator
 from include.mlpipeline.serving.prediction_log import features_hash
-from include.mlpipeline.serving.records import ColumnarValidator, column_kinds, records_frame
 
 
 class Reading(BaseModel):
@@ -355,12 +356,12 @@ def test_the_utc_shortcut_reads_timestamps_as_the_general_reader(values: list[st
     def read(reader):  # the timestamps, or the name of the error that declines them
         try:
             return reader(values)
-        except (records._DeclinedError, *records._DECLINE) as error:
+        except (columnar._DeclinedError, *columnar._DECLINE) as error:
             return type(error).__name__
 
-    general = read(records._any_iso_timestamps)
-    shortcut = read(records._utc_seconds_timestamps)  # None: not its shape
-    either = read(records._iso_timestamps)
+    general = read(columnar._any_iso_timestamps)
+    shortcut = read(columnar._utc_seconds_timestamps)  # None: not its shape
+    either = read(columnar._iso_timestamps)
 
     if shortcut is not None:
         assert all(len(v) == 20 and v.endswith("Z") for v in values), "only the one shape takes the shortcut"
@@ -374,7 +375,7 @@ def test_pydantics_own_utc_text_takes_the_shortcut() -> None:
     times = [dt.datetime(2013, 6, day, 21, tzinfo=dt.UTC) for day in (1, 2)]
     text = [TypeAdapter(dt.datetime).dump_python(time, mode="json") for time in times]
 
-    shortcut = records._utc_seconds_timestamps(text)
+    shortcut = columnar._utc_seconds_timestamps(text)
 
     assert shortcut is not None
-    pd.testing.assert_index_equal(shortcut, records._any_iso_timestamps(text))
+    pd.testing.assert_index_equal(shortcut, columnar._any_iso_timestamps(text))

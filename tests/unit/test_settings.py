@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from include.mlpipeline.settings import Settings, get_settings
+from include.mlpipeline.core.settings import Settings, get_settings
 
 
 def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

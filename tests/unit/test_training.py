@@ -12,12 +12,12 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from include.flight_delay import PROBLEM
-from include.mlpipeline import training
-from include.mlpipeline.etl import FEATURES
-from include.mlpipeline.lake import Lake
-from include.mlpipeline.quality import DataQualityError
-from include.mlpipeline.settings import Settings
-from include.mlpipeline.versioning import window_version
+from include.mlpipeline.core.settings import Settings
+from include.mlpipeline.data.etl import FEATURES
+from include.mlpipeline.data.lake import Lake
+from include.mlpipeline.data.quality import DataQualityError
+from include.mlpipeline.data.versioning import window_version
+from include.mlpipeline.ml import training
 
 DAYS = [f"2013-03-{d:02d}" for d in range(1, 9)]
 

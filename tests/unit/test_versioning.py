@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include.mlpipeline import etl
-from include.mlpipeline.lake import Lake
-from include.mlpipeline.settings import Settings
-from include.mlpipeline.versioning import DataVersionError, restore, version_partitions, window_version
+from include.mlpipeline.core.settings import Settings
+from include.mlpipeline.data import etl
+from include.mlpipeline.data.lake import Lake
+from include.mlpipeline.data.versioning import DataVersionError, restore, version_partitions, window_version
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def test_publish_summary_carries_the_versions(lake: Lake, dvc_settings: Settings
         "MLP_DVC_REMOTE_URL": dvc_settings.dvc_remote_url,
     }.items():
         monkeypatch.setenv(key, value)
-    from include.mlpipeline.settings import get_settings
+    from include.mlpipeline.core.settings import get_settings
 
     get_settings.cache_clear()
     info = lake.write("features", "2013-03-01", frame(12, 3))

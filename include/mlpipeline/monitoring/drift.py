@@ -37,12 +37,13 @@ from typing import Any
 
 import pandas as pd
 
-from include.mlpipeline.etl import CLEAN, FEATURES
-from include.mlpipeline.lake import Lake, as_day
-from include.mlpipeline.monitoring import metrics as pipeline_metrics
-from include.mlpipeline.problem import ProblemSpec, load_problem
+from include.mlpipeline.core.problem import ProblemSpec, load_problem
+from include.mlpipeline.core.settings import Settings, get_settings
+from include.mlpipeline.data.etl import CLEAN, FEATURES
+from include.mlpipeline.data.lake import Lake, as_day
+from include.mlpipeline.monitoring.live_outcomes import recent_days, scored_predictions, variant_metrics
 from include.mlpipeline.serving.prediction_log import CHAMPION, PREDICTIONS
-from include.mlpipeline.settings import Settings, get_settings
+from include.mlpipeline.telemetry import pipeline_metrics
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +96,6 @@ def current_window(days: list[str], window_days: int, *, lake: Lake, problem: Pr
 
 def served_inputs(lake: Lake, problem: ProblemSpec, lookback_days: int) -> pd.DataFrame:
     """Feature values the API logged for its recent predictions (the log's ``f_`` columns)."""
-    from include.mlpipeline.abtest import recent_days
-
     days = recent_days(lake, lookback_days)
     logged = lake.read_appended(PREDICTIONS, days) if days else pd.DataFrame()
     columns = [f"f_{c}" for c in problem.feature_columns]
@@ -132,8 +131,6 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, features: list[
 
 def live_performance(lake: Lake, problem: ProblemSpec, champion_version: str, lookback_days: int) -> dict[str, float]:
     """The champion's metrics on its recent served predictions with a known outcome ({} if none)."""
-    from include.mlpipeline.abtest import recent_days, scored_predictions, variant_metrics
-
     days = recent_days(lake, lookback_days)
     scored = scored_predictions(days, lake=lake, problem=problem, label_partitions=lookback_days + 7) if days else None
     if scored is None or scored.empty:
@@ -251,8 +248,8 @@ def monitor(days: list[str], *, lake: Lake | None = None, settings: Settings | N
     """
     from mlflow import MlflowClient
 
-    from include.mlpipeline.registry import alias_version
-    from include.mlpipeline.tracking import configure, registered_model_name
+    from include.mlpipeline.ml.registry import alias_version
+    from include.mlpipeline.ml.tracking import configure, registered_model_name
 
     settings = settings or get_settings()
     lake = lake or Lake.from_settings()

@@ -6,7 +6,7 @@ What is sent (to the Airflow connection ``MLP_SLACK_CONN_ID``, default ``slack_d
 - a task failed (``on_failure_callback`` of every task, from ``default_args``): DAG, task, run, the
   first lines of the error and a link to the task's log in the Airflow UI;
 - a quality gate blocked data (the same callback, when the error is a
-  :class:`~include.mlpipeline.quality.DataQualityError`): which gate, which checks, how many rows;
+  :class:`~include.mlpipeline.data.quality.DataQualityError`): which gate, which checks, how many rows;
 - a DAG run failed for another reason than a failed task (a timeout, a deadlock):
   :class:`DagFailureAlert` as the DAG's ``on_failure_callback``;
 - a model was promoted: :func:`notify_promotion`, from the deploy DAG's last task;
@@ -104,7 +104,7 @@ def error_summary(error: BaseException | str | None, lines: int = ERROR_LINES, c
         return "(no error details: the task process may have been killed; see the log)"
     text = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else str(error)
     try:
-        from include.mlpipeline.serving.observability import redact_text
+        from include.mlpipeline.telemetry.sentry import redact_text
 
         text = redact_text(text)
     except Exception as problem:  # never lose the alert over the redaction
@@ -407,7 +407,7 @@ def send_slack(message: SlackMessage, *, conn_id: str | None = None, timeout: fl
     provider's import and the connection lookup.
     """
     try:
-        from include.mlpipeline.settings import get_settings
+        from include.mlpipeline.core.settings import get_settings
 
         settings = get_settings()
         conn_id = conn_id if conn_id is not None else settings.slack_conn_id
@@ -516,12 +516,12 @@ class DagRunMetrics(_SafeNotifier):
     """DAG-level ``on_success_callback`` and ``on_failure_callback``: the finished run's health as metrics.
 
     Pushes the run's duration, state and end time to the Pushgateway (``mlp_dag_run_*``, see
-    ``include/mlpipeline/monitoring/metrics.py``): a no-op without ``MLP_PUSHGATEWAY_URL``, bounded by
+    ``include/mlpipeline/telemetry/pipeline_metrics.py``): a no-op without ``MLP_PUSHGATEWAY_URL``, bounded by
     ``MLP_PUSHGATEWAY_TIMEOUT_S``, never raising. Runs in the dag-processor, like every DAG-level callback.
     """
 
     def notify(self, context: Any) -> None:
-        from include.mlpipeline.monitoring.metrics import record_dag_run
+        from include.mlpipeline.telemetry.pipeline_metrics import record_dag_run
 
         run = context.get("dag_run")
         dag_id = getattr(context.get("dag"), "dag_id", None) or getattr(run, "dag_id", None) or "unknown"
@@ -541,7 +541,7 @@ class DagRunMetrics(_SafeNotifier):
 def protect_sentry_events(context: Any = None) -> None:
     """``on_execute_callback``: add secret scrubbing to Airflow's Sentry client (a no-op without Sentry)."""
     try:
-        from include.mlpipeline.serving.observability import protect_active_client
+        from include.mlpipeline.telemetry.sentry import protect_active_client
 
         protect_active_client()
     except Exception as error:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import Asset
 
-from include.mlpipeline.settings import get_settings
+from include.mlpipeline.core.settings import get_settings
 
 _settings = get_settings()
 GROUP = "ml_pipeline"

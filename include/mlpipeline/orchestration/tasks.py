@@ -34,15 +34,24 @@ def default_args(**overrides: Any) -> dict[str, Any]:
         "max_retry_delay": dt.timedelta(minutes=10),
         "execution_timeout": dt.timedelta(minutes=30),
         "on_failure_callback": [TaskFailureAlert()],
-        "on_execute_callback": [protect_sentry_events],
+        "on_execute_callback": [prepare_task_process],
         **overrides,
     }
+
+
+def prepare_task_process(context: Any = None) -> None:
+    """``on_execute_callback`` of every task: secret scrubbing for Airflow's Sentry client (a no-op
+    without Sentry), and Airflow connections for the lake's credentials (``MLP_LAKE_CONN_ID``)."""
+    from include.mlpipeline.orchestration.connections import resolve_lake_connections
+
+    protect_sentry_events(context)
+    resolve_lake_connections()
 
 
 @contextlib.contextmanager
 def fail_fast_on_data_errors() -> Iterator[None]:
     """Turn a failed quality gate into a task failure without retries (retrying cannot fix data)."""
-    from include.mlpipeline.quality import DataQualityError
+    from include.mlpipeline.data.quality import DataQualityError
 
     try:
         yield
@@ -54,7 +63,7 @@ def fail_fast_on_data_errors() -> Iterator[None]:
 
 def record_gate_blocked(error: Any) -> None:
     """Push a blocked quality gate, with the DAG and task that hit it, to the Pushgateway. Never raises."""
-    from include.mlpipeline.monitoring.metrics import record_gate_blocked as push_blocked
+    from include.mlpipeline.telemetry.pipeline_metrics import record_gate_blocked as push_blocked
 
     dag_id = task_id = None
     try:

@@ -38,12 +38,14 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from include.mlpipeline.lake import Lake
-from include.mlpipeline.problem import ProblemSpec, load_problem
+from include.mlpipeline.core.problem import ProblemSpec, load_problem
+from include.mlpipeline.core.request_frame import records_columns, stack_columns
+from include.mlpipeline.core.settings import Settings, get_settings
+from include.mlpipeline.data.lake import Lake
 from include.mlpipeline.serving.batching import Coalescer
+from include.mlpipeline.serving.columnar import ColumnarValidator
 from include.mlpipeline.serving.metrics import ServingMetrics
 from include.mlpipeline.serving.model_store import LoadedModel, ModelStore
-from include.mlpipeline.serving.observability import init_sentry
 from include.mlpipeline.serving.prediction_log import (
     CHALLENGER,
     CHAMPION,
@@ -53,8 +55,7 @@ from include.mlpipeline.serving.prediction_log import (
     assign_variants,
     now_utc,
 )
-from include.mlpipeline.serving.records import ColumnarValidator, records_columns, stack_columns
-from include.mlpipeline.settings import Settings, get_settings
+from include.mlpipeline.telemetry.sentry import init_sentry
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ class _OnePassJSONRequest(Request):
 
     FastAPI reads a JSON body with ``json.loads`` and then validates the Python objects. Here
     ``fast_parse`` is tried first (/predict: parsed JSON checked column by column, see
-    :class:`~include.mlpipeline.serving.records.ColumnarValidator`); when it declines, pydantic's
+    :class:`~include.mlpipeline.serving.columnar.ColumnarValidator`); when it declines, pydantic's
     ``model_validate_json`` does both straight from the bytes, about 30% faster for 1,000 records
     than FastAPI's way. ``json()`` hands FastAPI the validated model, which it accepts as it is. A
     body that does not validate is handed over as plain ``json.loads`` output instead, so FastAPI
@@ -356,7 +357,7 @@ def create_app(settings: Settings | None = None, problem: ProblemSpec | None = N
     settings = settings or get_settings()
     init_sentry(settings)  # Sentry when MLP_SENTRY_DSN is set; secrets scrubbed; no-op (one log line) otherwise
     problem = problem or load_problem(settings.problem)
-    from include.mlpipeline.tracking import registered_model_name
+    from include.mlpipeline.ml.tracking import registered_model_name
 
     # MLflow retries a failed registry call for minutes by default. The API has its own retry (the
     # refresh loop) and must stay responsive, so each registry call here fails fast instead.
@@ -372,7 +373,7 @@ def create_app(settings: Settings | None = None, problem: ProblemSpec | None = N
         context = problem.load_serving_context()
         store = ModelStore(settings, problem, context, model_name)
         predictions = PredictionLog(
-            lambda: Lake(settings.lake_uri, settings.lake_storage_options),
+            lambda: Lake.from_settings(settings),
             settings.prediction_log_flush_s,
             enabled=settings.prediction_log_enabled,
         )
@@ -604,7 +605,7 @@ def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: Servin
     def feedback(body: FeedbackRequest) -> dict[str, Any]:
         """Record what actually happened to predicted records; the A/B evaluation joins these."""
         rows = pd.DataFrame([o.model_dump() for o in body.outcomes]).assign(received_at=now_utc())
-        uri = Lake(settings.lake_uri, settings.lake_storage_options).append(FEEDBACK, rows["received_at"].iloc[0], rows)
+        uri = Lake.from_settings(settings).append(FEEDBACK, rows["received_at"].iloc[0], rows)
         return {"accepted": len(rows), "stored": uri}
 
     return router

@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from include.mlpipeline.problem import ProblemSpec
-from include.mlpipeline.settings import Settings
+from include.mlpipeline.core.problem import ProblemSpec
+from include.mlpipeline.core.settings import Settings
 
 log = logging.getLogger(__name__)
 YOUNG_GENERATION_THRESHOLD = 50_000  # see freeze_long_lived_objects

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 if TYPE_CHECKING:
-    from include.mlpipeline.settings import Settings
+    from include.mlpipeline.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +196,7 @@ def scrub_event(event: dict[str, Any], secrets: Iterable[str]) -> dict[str, Any]
 def redact_text(text: str, secrets: Iterable[str] | None = None) -> str:
     """``text`` with known secret values (default: :func:`known_secrets` of this process) replaced."""
     if secrets is None:
-        from include.mlpipeline.settings import get_settings
+        from include.mlpipeline.core.settings import get_settings
 
         secrets = known_secrets(get_settings())
     return scrub_event({"text": text}, secrets)["text"]
@@ -225,7 +225,7 @@ def init_sentry(settings: Settings | None = None, **options: Any) -> bool:
     reach Sentry with the request (headers scrubbed), environment and release (the code version).
     Calling it again with the same DSN does nothing. ``options`` go to ``sentry_sdk.init``.
     """
-    from include.mlpipeline.settings import get_settings
+    from include.mlpipeline.core.settings import get_settings
 
     settings = settings or get_settings()
     dsn = settings.sentry_dsn_value
@@ -241,7 +241,7 @@ def init_sentry(settings: Settings | None = None, **options: Any) -> bool:
     from sentry_sdk.integrations.fastapi import FastApiIntegration
     from sentry_sdk.integrations.starlette import StarletteIntegration
 
-    from include.mlpipeline.training import code_version
+    from include.mlpipeline.core.code_version import code_version
 
     # 503 "no model loaded yet" is an expected answer while the service starts, not an error.
     failed_codes = {500}
@@ -310,7 +310,7 @@ def protect_active_client() -> bool:
         return False
     current = client.options.get("before_send")
     if not getattr(current, _SCRUBBER_MARK, False):
-        from include.mlpipeline.settings import get_settings
+        from include.mlpipeline.core.settings import get_settings
 
         client.options["before_send"] = make_before_send(known_secrets(get_settings()), _resolve_hook(current))
     return True

@@ -5,7 +5,7 @@ then checks, with the problem's canary records, that the live answers come from 
 equal the registered model's own predictions on the same rows. If they do not, the alias goes back
 to the previous champion and the deploy fails, saying why.
 
-Manual rollback: ``python -m include.mlpipeline.deploy rollback --to VERSION`` (or the deploy DAG's
+Manual rollback: ``python -m include.mlpipeline.deployment.deploy rollback --to VERSION`` (or the deploy DAG's
 ``rollback_to`` param).
 """
 
@@ -18,11 +18,11 @@ from typing import Any
 
 import httpx
 
-from include.mlpipeline.monitoring import metrics as pipeline_metrics
-from include.mlpipeline.problem import load_problem
-from include.mlpipeline.registry import alias_version, set_alias
-from include.mlpipeline.settings import Settings, get_settings
-from include.mlpipeline.tracking import registered_model_name
+from include.mlpipeline.core.problem import load_problem
+from include.mlpipeline.core.settings import Settings, get_settings
+from include.mlpipeline.ml.registry import alias_version, set_alias
+from include.mlpipeline.ml.tracking import registered_model_name
+from include.mlpipeline.telemetry import pipeline_metrics
 
 log = logging.getLogger(__name__)
 

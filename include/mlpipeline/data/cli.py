@@ -2,9 +2,9 @@
 
 Used by the DVC stages in ``dvc.yaml`` (``make repro``) and handy for debugging a step::
 
-    python -m include.mlpipeline.cli extract  --start 2013-06-01 --end 2013-06-07 [--lake file:///tmp/lake]
-    python -m include.mlpipeline.cli clean    --start 2013-06-01 --end 2013-06-07
-    python -m include.mlpipeline.cli features --start 2013-06-01 --end 2013-06-07
+    python -m include.mlpipeline.data.cli extract  --start 2013-06-01 --end 2013-06-07 [--lake file:///tmp/lake]
+    python -m include.mlpipeline.data.cli clean    --start 2013-06-01 --end 2013-06-07
+    python -m include.mlpipeline.data.cli features --start 2013-06-01 --end 2013-06-07
 
 A failed quality gate exits with status 2 and names the failed checks.
 """
@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-log = logging.getLogger("include.mlpipeline.cli")
+log = logging.getLogger("include.mlpipeline.data.cli")
 
 
 def day_range(start: str, end: str) -> list[str]:
@@ -32,8 +32,8 @@ def day_range(start: str, end: str) -> list[str]:
 
 def run(step: str, days: list[str]) -> dict:
     """Run one step over ``days`` and return a summary (what the DAG's asset event would carry)."""
-    from include.mlpipeline import etl
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.data import etl
+    from include.mlpipeline.core.problem import load_problem
 
     if step == "extract":
         return {s.name: etl.extract_source(s.name, days)["days"] for s in load_problem().sources}
@@ -55,10 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.lake:
         lake = args.lake if "://" in args.lake else f"file://{Path(args.lake).resolve()}"
         os.environ["MLP_LAKE_URI"] = lake
-        from include.mlpipeline.settings import get_settings
+        from include.mlpipeline.core.settings import get_settings
 
         get_settings.cache_clear()
-    from include.mlpipeline.quality import DataQualityError
+    from include.mlpipeline.data.quality import DataQualityError
 
     try:
         summary = run(args.step, day_range(args.start, args.end))

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
-import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -40,12 +38,12 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
 
-from include.mlpipeline.etl import FEATURES
-from include.mlpipeline.lake import Lake, PartitionNotFoundError, as_day
-from include.mlpipeline.problem import ProblemSpec, load_problem
-from include.mlpipeline.quality import DataQualityError, apply_gate
-from include.mlpipeline.settings import PROJECT_ROOT, Settings, get_settings
-from include.mlpipeline.versioning import window_version
+from include.mlpipeline.core.problem import ProblemSpec, load_problem
+from include.mlpipeline.core.settings import Settings, get_settings
+from include.mlpipeline.data.etl import FEATURES
+from include.mlpipeline.data.lake import Lake, PartitionNotFoundError, as_day
+from include.mlpipeline.data.quality import DataQualityError, apply_gate
+from include.mlpipeline.data.versioning import window_version
 
 log = logging.getLogger(__name__)
 
@@ -435,24 +433,6 @@ def fit_candidate(
         threshold,
     )
     return fitted
-
-
-def _git(*args: str) -> str:
-    # git from PATH with fixed arguments: nothing user-controlled reaches this command.
-    command = ["git", "-C", str(PROJECT_ROOT), *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=5, check=True).stdout.strip()  # nosec
-
-
-def code_version() -> str:
-    """The git commit of the code (MLP_CODE_VERSION wins, e.g. baked into an image at build time)."""
-    if os.environ.get("MLP_CODE_VERSION"):
-        return os.environ["MLP_CODE_VERSION"]
-    try:
-        commit = _git("rev-parse", "HEAD")
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
-        return f"{commit}-dirty" if dirty else commit
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def rank_candidates(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

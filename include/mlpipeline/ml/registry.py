@@ -16,11 +16,11 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from include.mlpipeline.monitoring import metrics as pipeline_metrics
-from include.mlpipeline.problem import load_problem
-from include.mlpipeline.settings import get_settings
-from include.mlpipeline.tracking import configure, registered_model_name
-from include.mlpipeline.training import BASELINE, TrainingWindow, evaluate, load_training_set, rank_candidates
+from include.mlpipeline.core.problem import load_problem
+from include.mlpipeline.core.settings import get_settings
+from include.mlpipeline.ml.tracking import configure, registered_model_name
+from include.mlpipeline.ml.training import BASELINE, TrainingWindow, evaluate, load_training_set, rank_candidates
+from include.mlpipeline.telemetry import pipeline_metrics
 
 log = logging.getLogger(__name__)
 

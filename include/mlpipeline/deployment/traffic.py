@@ -13,10 +13,10 @@ from typing import Any
 
 import httpx
 
-from include.mlpipeline.etl import raw_dataset
-from include.mlpipeline.lake import Lake
-from include.mlpipeline.problem import load_problem
-from include.mlpipeline.settings import get_settings
+from include.mlpipeline.core.problem import load_problem
+from include.mlpipeline.core.settings import get_settings
+from include.mlpipeline.data.etl import raw_dataset
+from include.mlpipeline.data.lake import Lake
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ The ``check_*`` functions and :func:`reconcile` are pure (plain dicts in, a repo
 ``collect_*`` functions read the lake, MLflow and the DVC remote. Nothing here imports Airflow: events
 come as the JSON of Airflow's REST API (``GET /api/v2/assets/events``), e.g. saved by curl::
 
-    python -m include.mlpipeline.reconciliation --events events.json
+    python -m include.mlpipeline.monitoring.reconciliation --events events.json
 """
 
 from __future__ import annotations
@@ -336,7 +336,7 @@ def check_model_version(record: Mapping[str, Any], snapshot: Snapshot, dvc_md5s:
     Returns:
         The failures (empty if it resolves).
     """
-    from include.mlpipeline.versioning import window_version
+    from include.mlpipeline.data.versioning import window_version
 
     subject = f"model {record.get('name')} version {record.get('version')}"
     tag = (record.get("tags") or {}).get("data_version")
@@ -425,7 +425,7 @@ def events_from_json(payload: Any) -> list[dict[str, Any]]:
 
 # ---------------------------------------------------------------------------------- collectors
 def collect_lake(lake: Any) -> dict[str, dict[str, dict[str, Any]]]:
-    """Every committed manifest of a :class:`~include.mlpipeline.lake.Lake`: dataset -> ISO day -> manifest."""
+    """Every committed manifest of a :class:`~include.mlpipeline.data.lake.Lake`: dataset -> ISO day -> manifest."""
     snapshot: dict[str, dict[str, dict[str, Any]]] = {}
     for path in sorted(lake.fs.glob(f"{lake.root}/**/date=*/{MANIFEST}")):
         relative = path[len(lake.root) :].strip("/")
@@ -455,7 +455,7 @@ def collect_model_versions(tracking_uri: str, model_name: str) -> list[dict[str,
     """
     from mlflow import MlflowClient
 
-    from include.mlpipeline.versioning import DataVersionError, run_data_versions
+    from include.mlpipeline.data.versioning import DataVersionError, run_data_versions
 
     client = MlflowClient(tracking_uri=tracking_uri)
     records = []
@@ -492,7 +492,7 @@ def reconcile_stack(
     """Collect from a running deployment (lake, MLflow, DVC remote) and :func:`reconcile`.
 
     Args:
-        lake: The lake (:class:`~include.mlpipeline.lake.Lake`).
+        lake: The lake (:class:`~include.mlpipeline.data.lake.Lake`).
         events: Asset events (Airflow REST API JSON).
         tracking_uri: The MLflow server; None skips the model check.
         model_name: The registered model (needed with ``tracking_uri``).
@@ -524,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
         0 if everything reconciles, 1 otherwise.
     """
     parser = argparse.ArgumentParser(
-        prog="python -m include.mlpipeline.reconciliation",
+        prog="python -m include.mlpipeline.monitoring.reconciliation",
         description=(
             "Check that every gated partition balances (rows in = published + quarantined), that asset "
             "events match the lake, and that every registered model version's data_version resolves to "
@@ -550,15 +550,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
 
-    from include.mlpipeline.lake import Lake
-    from include.mlpipeline.settings import get_settings
+    from include.mlpipeline.core.settings import get_settings
+    from include.mlpipeline.data.lake import Lake
 
     settings = get_settings()
-    lake = Lake(args.lake_uri, settings.lake_storage_options) if args.lake_uri else Lake.from_settings()
+    if args.lake_uri:
+        settings = settings.model_copy(update={"lake_uri": args.lake_uri})
+    lake = Lake.from_settings(settings)
     events = events_from_json(json.loads(args.events.read_text())) if args.events else []
     tracking_uri = model_name = None
     if not args.no_models:
-        from include.mlpipeline.tracking import registered_model_name
+        from include.mlpipeline.ml.tracking import registered_model_name
 
         tracking_uri = args.mlflow_uri or settings.mlflow_tracking_uri
         model_name = args.model_name or registered_model_name(settings)

@@ -11,8 +11,8 @@ the version and the list, so a model can be traced to the exact bytes it saw, an
 restored from the remote with :func:`restore` (a ``.dvc`` file with the recorded md5, then
 ``dvc pull``), or from the command line::
 
-    python -m include.mlpipeline.versioning restore --dataset features --day 2026-06-30 --md5 <md5> --out f.parquet
-    python -m include.mlpipeline.versioning restore-run <mlflow run id> --out restored/
+    python -m include.mlpipeline.data.versioning restore --dataset features --day 2026-06-30 --md5 <md5> --out f.parquet
+    python -m include.mlpipeline.data.versioning restore-run <mlflow run id> --out restored/
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from include.mlpipeline.lake import Lake, as_day
-from include.mlpipeline.settings import Settings, get_settings
+from include.mlpipeline.data.lake import Lake, as_day
+from include.mlpipeline.core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 

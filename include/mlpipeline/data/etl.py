@@ -17,10 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from include.mlpipeline.lake import Lake
-from include.mlpipeline.problem import ProblemSpec, load_problem
-from include.mlpipeline.quality import DataQualityError, GateResult, apply_gate
-from include.mlpipeline.settings import Settings, get_settings
+from include.mlpipeline.data.lake import Lake
+from include.mlpipeline.core.problem import ProblemSpec, load_problem
+from include.mlpipeline.data.quality import DataQualityError, GateResult, apply_gate
+from include.mlpipeline.core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def quarantine_dataset(dataset: str) -> str:
 
 
 def _days(values: Iterable[str | dt.date]) -> list[dt.date]:
-    from include.mlpipeline.lake import as_day
+    from include.mlpipeline.data.lake import as_day
 
     return [as_day(v) for v in values]
 
@@ -264,7 +264,7 @@ def replay_days(days: Sequence[str | dt.date]) -> list[dict[str, Any]]:
     Returns:
         The feature partitions' summaries.
     """
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.core.problem import load_problem
 
     for source in load_problem().sources:
         extract_source(source.name, days)
@@ -278,8 +278,8 @@ def publish_summary(dataset: str, summaries: Iterable[dict[str, Any] | list[dict
     The published partitions are pushed to the DVC remote first (see versioning.py); the extra then
     carries each partition's md5 and one ``data_version`` for the set.
     """
-    from include.mlpipeline.monitoring.metrics import record_publish
-    from include.mlpipeline.versioning import version_partitions, window_version
+    from include.mlpipeline.telemetry.pipeline_metrics import record_publish
+    from include.mlpipeline.data.versioning import version_partitions, window_version
 
     extra = summarize_partitions(summaries)
     md5s = version_partitions(dataset, extra["partitions"])

@@ -31,9 +31,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
-    from include.mlpipeline.lake import Lake
-    from include.mlpipeline.problem import ProblemSpec
-    from include.mlpipeline.settings import Settings
+    from include.mlpipeline.core.problem import ProblemSpec
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +110,7 @@ def source_storage_options(problem: ProblemSpec | None = None) -> dict[str, Any]
     Returns:
         The options, or None when there is no connection to resolve.
     """
-    from include.mlpipeline.problem import load_problem
+    from include.mlpipeline.core.problem import load_problem
 
     problem = problem or load_problem()
     conn_id = problem.extra.get("source_conn_id")
@@ -122,25 +120,15 @@ def source_storage_options(problem: ProblemSpec | None = None) -> dict[str, Any]
     return storage_options_from_connection(conn_id)
 
 
-def lake_with_connection(conn_id: str | None, settings: Settings | None = None) -> Lake:
-    """The configured lake, its storage options completed with an Airflow connection's credentials.
+def resolve_lake_connections() -> None:
+    """Let the lake resolve ``MLP_LAKE_CONN_ID`` through Airflow (see ``Lake.from_settings``).
 
-    Args:
-        conn_id: Connection holding the lake's credentials; None for the lake as configured.
-        settings: Pipeline settings (default: from the environment).
-
-    Returns:
-        A :class:`~include.mlpipeline.lake.Lake` on ``settings.lake_uri``.
+    Called when a task starts (``on_execute_callback``), not at import: DAG parsing must stay free
+    of the lake's imports, and of any connection lookup.
     """
-    from include.mlpipeline.lake import Lake
-    from include.mlpipeline.settings import get_settings
-    from include.mlpipeline.sources import merge_storage_options
+    from include.mlpipeline.data.lake import register_connection_resolver
 
-    settings = settings or get_settings()
-    if not conn_id:
-        return Lake(settings.lake_uri, settings.lake_storage_options)
-    options = merge_storage_options(settings.lake_storage_options, storage_options_from_connection(conn_id))
-    return Lake(settings.lake_uri, options)
+    register_connection_resolver(storage_options_from_connection)
 
 
 def _aws_options(conn: Connection) -> dict[str, Any]:

@@ -222,7 +222,7 @@ def push(job: str, grouping: Mapping[str, Any], samples: Iterable[Sample], *, re
     ``MLP_PUSHGATEWAY_TIMEOUT_S`` seconds whatever the Pushgateway does.
     """
     try:
-        from include.mlpipeline.settings import get_settings
+        from include.mlpipeline.core.settings import get_settings
 
         settings = get_settings()
         url = settings.pushgateway_url
@@ -300,7 +300,7 @@ def record_publish(dataset: str, extra: Mapping[str, Any], *, max_share: float |
     """
     try:
         if max_share is None:
-            from include.mlpipeline.settings import get_settings
+            from include.mlpipeline.core.settings import get_settings
 
             max_share = get_settings().quarantine_max_share
         rows_in = _number(extra.get("rows_in")) or 0.0
@@ -402,7 +402,7 @@ def record_drift(summary: Mapping[str, Any], model_name: str, *, threshold: floa
         if summary.get("champion_version") is None:  # no champion yet: nothing was compared
             return False
         if threshold is None:
-            from include.mlpipeline.settings import get_settings
+            from include.mlpipeline.core.settings import get_settings
 
             threshold = get_settings().drift_share_threshold
         samples = [

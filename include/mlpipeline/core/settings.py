@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
 def _from_env_text(raw: str, annotation: Any) -> Any:
@@ -56,7 +56,7 @@ class EnvSettings(BaseModel):
 
 
 class Settings(EnvSettings):
-    """Pipeline settings; see the field descriptions (also rendered by ``python -m include.mlpipeline.settings``)."""
+    """Pipeline settings; see the field descriptions (rendered by ``python -m include.mlpipeline.core.settings``)."""
 
     # What problem the generic machinery runs
     problem: str = Field(

@@ -6,12 +6,12 @@ A template without ``{date}`` is one file for every day (a reference table such 
 The format follows the extension (``.csv``, ``.parquet``; ``.gz``, ``.bz2``, ``.xz`` or ``.zip`` on a
 CSV decompress it) unless given explicitly.
 
-What comes back is what :attr:`include.mlpipeline.problem.Source.extract` must return:
+What comes back is what :attr:`include.mlpipeline.core.problem.Source.extract` must return:
 
 - ``{day: frame}`` for every requested day;
 - ``None`` for a day whose file does not exist: a legitimate gap (logged), which the ETL records as a
   ``no_data`` partition;
-- :class:`~include.mlpipeline.quality.DataQualityError` for a file that exists but cannot be read: empty
+- :class:`~include.mlpipeline.data.quality.DataQualityError` for a file that exists but cannot be read: empty
   (0 bytes), truncated, corrupt, not the format its name says. The message names the file and the parse
   error. Reading it again cannot help, so orchestrators fail the task without retrying.
 
@@ -38,7 +38,7 @@ from typing import Any
 import fsspec
 import pandas as pd
 
-from include.mlpipeline.quality import DataQualityError
+from include.mlpipeline.data.quality import DataQualityError
 
 log = logging.getLogger(__name__)
 

@@ -25,12 +25,17 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fsspec
 import pandas as pd
+
+from include.mlpipeline.data.file_source import merge_storage_options
+
+if TYPE_CHECKING:
+    from include.mlpipeline.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -93,17 +98,21 @@ class Lake:
         self.fs, self.root = fsspec.core.url_to_fs(self.root_uri, **(storage_options or {}))
 
     @classmethod
-    def from_settings(cls) -> Lake:
-        """The lake of ``MLP_LAKE_URI``; with ``MLP_LAKE_CONN_ID``, credentials from that Airflow connection."""
-        from include.mlpipeline.settings import get_settings
+    def from_settings(cls, settings: Settings | None = None) -> Lake:
+        """The lake of ``MLP_LAKE_URI``: the one way every part of the pipeline opens it.
 
-        settings = get_settings()
+        With ``MLP_LAKE_CONN_ID`` set, that connection's credentials are merged over
+        ``MLP_LAKE_STORAGE_OPTIONS``; the orchestrator registers how to resolve a connection
+        (:func:`register_connection_resolver`), so outside it give credentials as storage options
+        or through the storage provider's environment variables.
+        """
+        from include.mlpipeline.core.settings import get_settings
+
+        settings = settings or get_settings()
+        options = settings.lake_storage_options
         if settings.lake_conn_id:
-            from include.mlpipeline.sources import merge_storage_options
-
-            options = merge_storage_options(settings.lake_storage_options, _connection_options(settings.lake_conn_id))
-            return cls(settings.lake_uri, options)
-        return cls(settings.lake_uri, settings.lake_storage_options)
+            options = merge_storage_options(options, _connection_options(settings.lake_conn_id))
+        return cls(settings.lake_uri, options)
 
     # paths -----------------------------------------------------------------------------------
     def dataset_path(self, dataset: str) -> str:
@@ -272,17 +281,29 @@ class Lake:
                 self.fs.rm(entry["name"])
 
 
+ConnectionResolver = Callable[[str], dict[str, Any]]
+_resolvers: list[ConnectionResolver] = []
+
+
+def register_connection_resolver(resolver: ConnectionResolver) -> None:
+    """Say how a connection id becomes fsspec storage options (the orchestrator does, when it loads).
+
+    Args:
+        resolver: ``resolver(conn_id) -> storage options``; replaces any earlier one.
+    """
+    _resolvers[:] = [resolver]
+    _connection_options.cache_clear()
+
+
 @functools.cache
 def _connection_options(conn_id: str) -> dict[str, Any]:
-    """Storage options from an Airflow connection, looked up once per process (needs Airflow)."""
-    try:
-        from include.mlpipeline.orchestration.storage import storage_options_from_connection
-    except ImportError as error:  # e.g. the API image without Airflow
+    """Storage options of a connection, resolved once per process."""
+    if not _resolvers:
         raise RuntimeError(
-            f"MLP_LAKE_CONN_ID={conn_id} needs Airflow to resolve the connection; outside Airflow give the "
+            f"MLP_LAKE_CONN_ID={conn_id} needs the orchestrator to resolve the connection; outside it give the "
             "credentials through MLP_LAKE_STORAGE_OPTIONS or the storage provider's environment variables"
-        ) from error
-    return storage_options_from_connection(conn_id)
+        )
+    return _resolvers[0](conn_id)
 
 
 def _modified_ts(entry: dict[str, Any], default: float) -> float:

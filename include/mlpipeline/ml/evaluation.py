@@ -25,8 +25,8 @@ from sklearn.metrics import average_precision_score, confusion_matrix, precision
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from include.mlpipeline import training
-from include.mlpipeline.problem import ProblemSpec
+from include.mlpipeline.core.problem import ProblemSpec
+from include.mlpipeline.ml import training
 
 # Airflow workers and CI have no display: Agg renders straight to PNG. It must be chosen before
 # pyplot is imported, or pyplot may pick an interactive backend that needs one. (So do not import
@@ -294,7 +294,7 @@ def threshold_rule() -> str:
         text = " ".join(paragraph.split())
         if text.startswith("Threshold rule:"):
             return text.removeprefix("Threshold rule:").strip()
-    return "see include/mlpipeline/training.py"
+    return "see include/mlpipeline/ml/training.py"
 
 
 def _metrics_table(validation: Mapping[str, float], test: Mapping[str, float]) -> list[str]:

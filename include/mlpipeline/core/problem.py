@@ -110,7 +110,7 @@ class ProblemSpec:
 
     def request_frame(self, records: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         """One row per request record, one typed column per field of :attr:`request_model`."""
-        from include.mlpipeline.serving.records import column_kinds, records_frame
+        from include.mlpipeline.core.request_frame import column_kinds, records_frame
 
         return records_frame(records, column_kinds(self.request_model))
 
@@ -129,7 +129,7 @@ class ProblemSpec:
 def load_problem(module_path: str | None = None) -> ProblemSpec:
     """Import the module named by ``module_path`` (default: settings.problem) and return its ``PROBLEM``."""
     if module_path is None:
-        from include.mlpipeline.settings import get_settings
+        from include.mlpipeline.core.settings import get_settings
 
         module_path = get_settings().problem
     module = importlib.import_module(module_path)

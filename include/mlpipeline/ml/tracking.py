@@ -9,14 +9,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from include.mlpipeline.problem import ProblemSpec, load_problem
-from include.mlpipeline.settings import Settings, get_settings
-from include.mlpipeline.training import (
+from include.mlpipeline.core.code_version import code_version
+from include.mlpipeline.core.problem import ProblemSpec, load_problem
+from include.mlpipeline.core.settings import Settings, get_settings
+from include.mlpipeline.ml.training import (
     SKOPS_TRUSTED_TYPES,
     FittedCandidate,
     TrainingSet,
     TrainingWindow,
-    code_version,
     fit_candidate,
     load_training_set,
 )
@@ -95,7 +95,7 @@ def train_candidate(
         window: A :class:`TrainingWindow` as a dict.
         parent_run_id: The training run's parent MLflow run.
         evaluation_artifacts: Also log the evaluation figures, tables and model card under
-            ``evaluation/`` (see :mod:`include.mlpipeline.evaluation`). The train DAG always does;
+            ``evaluation/`` (see :mod:`include.mlpipeline.ml.evaluation`). The train DAG always does;
             False saves their few seconds where only the metrics matter (some tests).
 
     Returns:
@@ -191,7 +191,7 @@ def _write_evaluation(
     Returns:
         The temporary directory; use it as a context manager to delete it.
     """
-    from include.mlpipeline.evaluation import write_evaluation
+    from include.mlpipeline.ml.evaluation import write_evaluation
 
     started = time.perf_counter()
     folder = tempfile.TemporaryDirectory(prefix=f"evaluation-{name}-")
