@@ -19,8 +19,8 @@ import pytest
 from fastapi import Request
 from fastapi.testclient import TestClient
 
-from include.mlpipeline.core.settings import Settings, get_settings
 from include.mlpipeline.core.code_version import code_version
+from include.mlpipeline.core.settings import Settings, get_settings
 from include.mlpipeline.serving.app import create_app
 from include.mlpipeline.telemetry import sentry as observability
 from tests.support import SentryReceiver

@@ -488,7 +488,9 @@ def test_lake_conn_id_adds_the_connection_credentials_to_the_lake_options(connec
 
     connection("lake", {"conn_type": "aws", "login": "AKIDEXAMPLE", "password": "secret-key-example"})
     settings = Settings(
-        lake_uri="s3://lake-bucket/lake", lake_storage_options={"endpoint_url": "http://127.0.0.1:1"}, lake_conn_id="lake"
+        lake_uri="s3://lake-bucket/lake",
+        lake_storage_options={"endpoint_url": "http://127.0.0.1:1"},
+        lake_conn_id="lake",
     )
     resolve_lake_connections()
 

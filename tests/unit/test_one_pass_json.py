@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from include.mlpipeline.core.problem import load_problem
+from include.mlpipeline.core.request_frame import stack_columns
 from include.mlpipeline.core.settings import Settings
 from include.mlpipeline.serving.app import _invalid_request, _one_pass_json_route, _PredictBodies, _request_model
-from include.mlpipeline.core.request_frame import stack_columns
 
 
 class Body(BaseModel):

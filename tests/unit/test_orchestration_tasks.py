@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from include.mlpipeline.core.jsonable import json_safe
 from include.mlpipeline.data.quality import DataQualityError
 from include.mlpipeline.orchestration import tasks
 
@@ -88,7 +89,7 @@ def test_json_safe_turns_numpy_and_dates_into_json_values() -> None:
         "other": {1, 2} - {2},
     }
 
-    safe = tasks.json_safe(value)
+    safe = json_safe(value)
 
     assert safe == {
         "rows": 3,
@@ -106,7 +107,7 @@ def test_json_safe_turns_numpy_and_dates_into_json_values() -> None:
 def test_json_safe_keeps_numpy_timestamps_readable() -> None:
     stamp = pd.Series(pd.to_datetime(["2013-03-01"])).to_numpy()[0]
 
-    assert tasks.json_safe({"at": stamp}) == {"at": "2013-03-01T00:00:00"}
+    assert json_safe({"at": stamp}) == {"at": "2013-03-01T00:00:00"}
 
 
 # ------------------------------------------------------------------------------- events

@@ -9,7 +9,6 @@ everything else (strings, optional fields) as Python objects, exactly as validat
 This frame is part of the problem contract: ``ProblemSpec.serving_frame`` receives it.
 """
 
-
 from __future__ import annotations
 
 import datetime as dt

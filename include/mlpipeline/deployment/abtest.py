@@ -35,6 +35,7 @@ from include.mlpipeline.telemetry import pipeline_metrics
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class ABDecision:
     """The outcome of one A/B evaluation."""

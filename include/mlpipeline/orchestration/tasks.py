@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import logging
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
+from include.mlpipeline.core.jsonable import json_safe
 from include.mlpipeline.orchestration.alerts import TaskFailureAlert, protect_sentry_events, tag_quality_failure
 
 log = logging.getLogger(__name__)
@@ -106,35 +105,6 @@ def chunk_days(days: Sequence[str], max_chunks: int) -> list[list[str]]:
 
 def chunk_label(days: Sequence[str]) -> str:
     return days[0] if len(days) == 1 else f"{days[0]}..{days[-1]} ({len(days)} days)"
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with numpy scalars and other non-JSON leaves turned into plain JSON values.
-
-    Asset event extras and XCom must be JSON: a stray ``numpy.float64`` fails the task at its very end.
-    """
-
-    def coerce(leaf: Any) -> Any:
-        if isinstance(leaf, dt.date | dt.datetime):
-            return leaf.isoformat()
-        if type(leaf).__name__ == "datetime64":  # numpy timestamps: .item() would give nanoseconds
-            import numpy as np
-
-            return str(np.datetime_as_string(leaf, unit="s"))
-        if hasattr(leaf, "item"):  # other numpy scalars
-            return leaf.item()
-        return str(leaf)
-
-    def no_nan(leaf: Any) -> Any:
-        if isinstance(leaf, float) and math.isnan(leaf):  # NaN is not JSON
-            return None
-        if isinstance(leaf, dict):
-            return {k: no_nan(v) for k, v in leaf.items()}
-        if isinstance(leaf, list):
-            return [no_nan(v) for v in leaf]
-        return leaf
-
-    return no_nan(json.loads(json.dumps(value, default=coerce)))
 
 
 def emit(asset: Any, extra: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,6 @@ them as a rare category (one-hot models) or with the overall delay rate (target-
 import contextlib
 import itertools
 import logging
-import math
 import os
 import secrets
 import time
@@ -38,6 +37,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field, ValidationError, create_model
 
+from include.mlpipeline.core.jsonable import json_safe
 from include.mlpipeline.core.problem import ProblemSpec, load_problem
 from include.mlpipeline.core.request_frame import records_columns, stack_columns
 from include.mlpipeline.core.settings import Settings, get_settings
@@ -176,21 +176,10 @@ class _BodyTooLargeError(HTTPException):
         super().__init__(status_code=413, detail=f"request body too large (limit {limit} bytes)")
 
 
-def _json_safe(value: Any) -> Any:
-    """``value`` with every NaN or infinite float replaced by its text (strict JSON has no such numbers)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    return value
-
-
 async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
     """FastAPI's own 422 answer (every bad field), made JSON-safe: the JSON parser accepts NaN and
     Infinity, and echoing such an input back used to fail FastAPI's default handler with a 500."""
-    return JSONResponse({"detail": _json_safe(jsonable_encoder(error.errors()))}, status_code=422)
+    return JSONResponse({"detail": json_safe(jsonable_encoder(error.errors()))}, status_code=422)
 
 
 class _OnePassJSONRequest(Request):
