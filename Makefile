@@ -25,7 +25,7 @@ run: venv  ## Start Airflow, MLflow and the API locally and run the chain to a s
 	$(BIN)/python scripts/run_stack.py
 
 airflow: venv  ## The Airflow CLI against the make-run stack, e.g. make airflow ARGS="dags list"
-	$(BIN)/python scripts/stack.py $(ARGS)
+	PYTHONPATH=$(CURDIR):$(CURDIR)/scripts $(BIN)/python -m stack $(ARGS)
 
 test: venv monitoring-tools  ## Run the whole test suite: fast tests first, then the real end-to-end runs
 	$(BIN)/ruff check .

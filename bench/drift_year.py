@@ -11,7 +11,7 @@ built in-process by the steps the `etl` and `features` DAGs call (`extract_sourc
 maps each day onto itself). Thresholds and windows come from the settings (MLP_* variables).
 
 The reference is emulated: the monitor reads the champion's window from its MLflow run, here the
-champion is assumed to have been trained by `training.select_window`, as the train DAG does:
+champion is assumed to have been trained by `select_window`, as the train DAG does:
 
 - **rolling** (first table): before each week, a champion trained on the last
   `MLP_TRAIN_WINDOW_DAYS` (60) feature days up to the day before the week. Its reference is that
@@ -70,6 +70,9 @@ from include.mlpipeline.data import etl
 from include.mlpipeline.data.lake import Lake
 from include.mlpipeline.data.quality import DataQualityError
 from include.mlpipeline.ml import training
+from include.mlpipeline.ml.candidates import CANDIDATES
+from include.mlpipeline.ml.metrics import evaluate
+from include.mlpipeline.ml.window import TrainingWindow, load_training_set, select_window
 from include.mlpipeline.monitoring import drift
 
 # New York weather of 2013 a replay of that year should show, from public weather reports (dates of
@@ -135,19 +138,19 @@ def daily_outcomes(lake: Lake, days: list[dt.date]) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------- the monitor
-def champion_window(newest: dt.date, window_days: int, *, lake: Lake, settings: Settings) -> training.TrainingWindow:
+def champion_window(newest: dt.date, window_days: int, *, lake: Lake, settings: Settings) -> TrainingWindow:
     """The window a champion trained after ``newest`` was published would have (train DAG's select_window)."""
-    return training.select_window(newest, window_days=window_days, lake=lake, settings=settings)
+    return select_window(newest, window_days=window_days, lake=lake, settings=settings)
 
 
-def reference_of(window: training.TrainingWindow, *, lake: Lake, problem: ProblemSpec) -> pd.DataFrame:
+def reference_of(window: TrainingWindow, *, lake: Lake, problem: ProblemSpec) -> pd.DataFrame:
     """What ``drift.reference_frame`` reads for a champion with this window (its window start to test start)."""
     return drift.window_reference(window.days[0], window.test_days[0], lake=lake, problem=problem)
 
 
 def check_week(
     monitor_day: dt.date,
-    window: training.TrainingWindow,
+    window: TrainingWindow,
     reference: pd.DataFrame,
     *,
     lake: Lake,
@@ -183,16 +186,16 @@ class LiveReplay:
         self.candidate, self.lake, self.problem, self.settings = candidate, lake, problem, settings
         self.models: dict[tuple[str, ...], dict[str, Any]] = {}
         self.frames: dict[dt.date, pd.DataFrame] = {}
-        self.first: training.TrainingWindow | None = None
+        self.first: TrainingWindow | None = None
         self.never: list[dict[str, Any]] = []  # the first champion, kept all year
         self.fit_s = self.score_s = 0.0
 
-    def champion(self, window: training.TrainingWindow) -> dict[str, Any]:
+    def champion(self, window: TrainingWindow) -> dict[str, Any]:
         """The candidate fitted on this window as the train DAG fits it (train days; threshold on validation)."""
         key = tuple(window.days)
         if key not in self.models:
             started = time.monotonic()
-            data = training.load_training_set(window, problem=self.problem, lake=self.lake)
+            data = load_training_set(window, problem=self.problem, lake=self.lake)
             fitted = training.fit_candidate(self.candidate, data, problem=self.problem, seed=self.settings.random_seed)
             self.models[key] = {"fitted": fitted, "train_rows": len(data.train), "fit_s": time.monotonic() - started}
             self.fit_s += time.monotonic() - started
@@ -207,13 +210,13 @@ class LiveReplay:
             self.frames = {monitor_day: self.lake.read_many(etl.FEATURES, days, columns=columns)}  # keep one week
         return self.frames[monitor_day]
 
-    def score(self, window: training.TrainingWindow, monitor_day: dt.date) -> dict[str, Any]:
+    def score(self, window: TrainingWindow, monitor_day: dt.date) -> dict[str, Any]:
         """Live metrics of the champion of ``window`` on the week ending ``monitor_day``, and its offline ones."""
         fitted = self.champion(window)["fitted"]
         started = time.monotonic()
         week = self.flights(monitor_day)
         proba = fitted.pipeline.predict_proba(week[self.problem.feature_columns])[:, 1]
-        live = training.evaluate(week[self.problem.target].to_numpy(), proba, fitted.threshold)
+        live = evaluate(week[self.problem.target].to_numpy(), proba, fitted.threshold)
         self.score_s += time.monotonic() - started
         week_start = monitor_day - dt.timedelta(days=self.settings.drift_window_days - 1)
         return {
@@ -249,7 +252,7 @@ def replay(
     comparisons = 0
     rolling: list[dict[str, Any]] = []
     cycles: dict[int, list[dict[str, Any]]] = {days: [] for days in retrain_windows}
-    champions: dict[int, tuple[training.TrainingWindow, pd.DataFrame]] = {}
+    champions: dict[int, tuple[TrainingWindow, pd.DataFrame]] = {}
     for monitor_day in monitor_days:
         started = time.monotonic()
         eve = monitor_day - dt.timedelta(days=settings.drift_window_days)  # the day before the week
@@ -572,7 +575,7 @@ def main() -> None:
     parser.add_argument(
         "--live-candidate",
         default="hist_gradient_boosting",
-        choices=sorted(training.CANDIDATES),
+        choices=sorted(CANDIDATES),
         help="the candidate family fitted with --live (default: hist_gradient_boosting)",
     )
     args = parser.parse_args()

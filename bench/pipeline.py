@@ -1,6 +1,6 @@
 """The whole chain on a real Airflow: orchestration floor, our overhead over it, scale, DAG parse time.
 
-One run starts ONE isolated stack (scripts/stack.py: scheduler, dag-processor, triggerer,
+One run starts ONE isolated stack (scripts/stack/: scheduler, dag-processor, triggerer,
 api-server on SQLite + LocalExecutor, MLflow, the API; free ports, a temporary state folder) that
 loads two DAG bundles: ``dags/`` (ours) and ``bench/floor_dags/`` (four trivial DAGs,
 ``floor_etl -> floor_features -> floor_train -> floor_deploy``, chained by their own assets, with
@@ -83,7 +83,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts"), str(ROOT / "bench")]
 
 from dag_parse import EMPTY_DAG, parse_once  # noqa: E402
-from stack import PIPELINE_DAGS, Stack, StackConfig, exit_on_sigterm  # noqa: E402
+from stack.config import PIPELINE_DAGS, StackConfig  # noqa: E402
+from stack.processes import exit_on_sigterm  # noqa: E402
+from stack.stack import Stack  # noqa: E402
 
 FLOOR_DIR = ROOT / "bench" / "floor_dags"
 FLOOR_DAGS = ("floor_etl", "floor_features", "floor_train", "floor_deploy")

@@ -20,10 +20,10 @@ Stages. Each runs in a fresh Python process (this script with ``--stage``) on a 
 - etl: ``etl.extract_source`` for every source, then ``etl.transform_partitions``, ``--extract-days``
   days per call (default 1: what the daily etl runs do);
 - features: ``etl.build_feature_partitions`` for every day;
-- train: ``training.select_window`` ending at the last day, a parent run, then
-  ``tracking.train_candidate`` for each candidate one after another (evaluation artifacts included,
+- train: ``window.select_window`` ending at the last day, a parent run, then
+  ``training.train_candidate`` for each candidate one after another (evaluation artifacts included,
   as the train DAG logs them), against a local MLflow store (SQLite in the work folder, no server).
-  Windows over ``MLP_TRAIN_MAX_ROWS`` are sampled as they are read (training.load_training_set).
+  Windows over ``MLP_TRAIN_MAX_ROWS`` are sampled as they are read (window.load_training_set).
 
 Peak memory is the stage process's ``VmHWM`` (/proc/self/status, read by the process as it ends):
 the kernel's high-water mark of its resident set, so a spike between two polls is not missed. Not
@@ -206,8 +206,9 @@ def stage_train(days: list[dt.date], args: argparse.Namespace) -> dict[str, Any]
     import mlflow
     import mlflow.sklearn
 
-    from include.mlpipeline import evaluation, tracking, training  # noqa: F401
     from include.mlpipeline.core.settings import get_settings
+    from include.mlpipeline.ml import evaluation, tracking, training  # noqa: F401
+    from include.mlpipeline.ml.window import select_window
 
     settings = get_settings()
     # The SQLite store is created (schema migrations, a few seconds) before the clock starts, with the
@@ -218,12 +219,12 @@ def stage_train(days: list[dt.date], args: argparse.Namespace) -> dict[str, Any]
     tracking.configure()
 
     started = time.perf_counter()
-    window = training.select_window(days[-1])
+    window = select_window(days[-1])
     parent = tracking.start_parent_run(window.to_dict(), run_name=f"bench scale x{args.scale}")
     results = {}
     for name in args.candidates:
         candidate_started = time.perf_counter()
-        result = tracking.train_candidate(name, window.to_dict(), parent)
+        result = training.train_candidate(name, window.to_dict(), parent)
         results[name] = {
             "seconds": time.perf_counter() - candidate_started,
             "run_id": result["run_id"],
@@ -286,8 +287,8 @@ def run_stage(args: argparse.Namespace) -> None:
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    from include.mlpipeline import etl  # noqa: F401 - the stages' common imports, before any clock starts
     from include.mlpipeline.core.problem import load_problem
+    from include.mlpipeline.data import etl  # noqa: F401 - the stages' common imports, before any clock starts
 
     load_problem()
     days = [FIRST_DAY + dt.timedelta(days=n) for n in range(args.days)]
@@ -542,7 +543,7 @@ def main() -> None:
         run_stage(args)
         return
 
-    from include.mlpipeline.ml.training import CANDIDATES
+    from include.mlpipeline.ml.candidates import CANDIDATES
 
     unknown = sorted(set(args.candidates) - set(CANDIDATES))
     if unknown:

@@ -46,7 +46,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
-from stack import free_port, running_mlflow_server, stop_process_group, wait_for_http  # noqa: E402
+from stack.mlflow_server import running_mlflow_server  # noqa: E402
+from stack.processes import free_port, stop_process_group, wait_for_http  # noqa: E402
 
 API_KEY = "bench-key"
 DAYS = [f"2013-06-{day:02d}" for day in range(1, 13)]
@@ -79,13 +80,15 @@ def train_and_register(tracking_uri: str, lake_uri: str, candidate: str) -> Mode
     )
     from include.mlpipeline.core.settings import get_settings
     from include.mlpipeline.data import etl
-    from include.mlpipeline.ml import registry, tracking, training
+    from include.mlpipeline.ml import registry, tracking
+    from include.mlpipeline.ml.training import train_candidate
+    from include.mlpipeline.ml.window import select_window
 
     get_settings.cache_clear()
     etl.replay_days(DAYS)
-    window = training.select_window().to_dict()
+    window = select_window().to_dict()
     parent = tracking.start_parent_run(window, run_name="serving benchmark")
-    results = [tracking.train_candidate(name, window, parent) for name in ("baseline", candidate)]
+    results = [train_candidate(name, window, parent) for name in ("baseline", candidate)]
     registration = registry.register_best(results, window, parent)
     registry.set_alias("champion", registration["version"])
     return Model(tracking_uri, "bench_serving", str(registration["version"]), registration["candidate"])
@@ -308,16 +311,17 @@ def breakdown(model: Model, workload: Workload, repeats: int = 30) -> list[tuple
 
     from include.mlpipeline.core.problem import load_problem
     from include.mlpipeline.core.settings import Settings
-    from include.mlpipeline.serving.app import _PredictBodies, _request_model
     from include.mlpipeline.serving.model_store import LoadedModel
     from include.mlpipeline.serving.prediction_log import ScoredBatch, assign_variants, now_utc
+    from include.mlpipeline.serving.request_parsing import PredictBodyParser, RequestChecks, predict_request_model
 
     problem = load_problem()
     context = problem.load_serving_context()
     pipeline = mlflow.sklearn.load_model(f"models:/{model.name}/{model.version}")
     served = LoadedModel(model.name, model.version, None, pipeline, 0.5, workload.features)
     settings = Settings()
-    bodies = _PredictBodies(problem, settings, _request_model(problem, settings))
+    bodies = PredictBodyParser(problem, settings, predict_request_model(problem, settings))
+    checks = RequestChecks(problem)
     stages: dict[str, list[float]] = {}
 
     def timed(name: str, function, *args):
@@ -329,7 +333,7 @@ def breakdown(model: Model, workload: Workload, repeats: int = 30) -> list[tuple
     def path(body: bytes) -> None:
         parsed = timed("JSON parse + request checks (column by column)", bodies.parse, body)
         records = getattr(parsed, problem.request_key)
-        requests, _ = timed("request frame + problem's checks", bodies.checked, [bodies.columns(records)], [records])
+        requests, _ = timed("request frame + problem's checks", checks.apply, [bodies.columns(records)], [records])
         clean = timed("serving_frame (lookups: weather, planes)", problem.serving_frame, requests, context)
         frame = timed("build_features", problem.build_features, clean)
         keys = frame[problem.key_columns[0]].astype(str)

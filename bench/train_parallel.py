@@ -2,7 +2,7 @@
 
 Starts an MLflow server (SQLite in a temporary folder), replays ``--days`` days (default 45) of the
 example into a temporary lake, selects the window as the train DAG does, and calls
-``tracking.train_candidate`` for every candidate against the server:
+``train_candidate`` for every candidate against the server:
 
 - sequential: one process trains the candidates one after another;
 - parallel: a pool of ``--workers`` processes (default 4), one candidate each, like the DAG's
@@ -39,7 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
 
-from stack import running_mlflow_server  # noqa: E402
+from stack.mlflow_server import running_mlflow_server  # noqa: E402
 
 
 def warm_up(barrier: Any | None = None) -> int:
@@ -49,7 +49,7 @@ def warm_up(barrier: Any | None = None) -> int:
     """
     import mlflow.sklearn  # noqa: F401
 
-    from include.mlpipeline import evaluation, tracking  # noqa: F401
+    from include.mlpipeline.ml import evaluation, tracking  # noqa: F401
 
     tracking.configure()
     if barrier is not None:
@@ -67,10 +67,10 @@ def train_one(name: str, window: dict[str, Any], parent: str) -> tuple[str, floa
         name, wall seconds, CPU seconds of this process (threads included; less sensitive than wall
         time to other work on the machine).
     """
-    from include.mlpipeline.ml import tracking
+    from include.mlpipeline.ml.training import train_candidate
 
     started, cpu = time.perf_counter(), time.process_time()
-    result = tracking.train_candidate(name, window, parent)
+    result = train_candidate(name, window, parent)
     TEST_METRICS[name] = result["test"]  # kept only in the calling process, i.e. for the sequential mode
     return name, time.perf_counter() - started, time.process_time() - cpu
 
@@ -194,11 +194,12 @@ def main() -> None:
         build_lake(days)
         lake_seconds = time.perf_counter() - started
 
-        from include.mlpipeline.ml import training
+        from include.mlpipeline.ml.candidates import CANDIDATES
+        from include.mlpipeline.ml.window import load_training_set, select_window
 
-        window = training.select_window(window_days=args.days)
-        data = training.load_training_set(window)
-        candidates = list(training.CANDIDATES)
+        window = select_window(window_days=args.days)
+        data = load_training_set(window)
+        candidates = list(CANDIDATES)
         warm_up()
         context = multiprocessing.get_context("spawn")
         with context.Manager() as manager, ProcessPoolExecutor(args.workers, mp_context=context) as pool:

@@ -1,6 +1,6 @@
 """Replay a range of days (default: all of 2013) through `etl` and `features` on a real Airflow.
 
-Starts an isolated stack (scripts/stack.py: scheduler, dag-processor, triggerer, api-server,
+Starts an isolated stack (scripts/stack/: scheduler, dag-processor, triggerer, api-server,
 MLflow, API) on free ports, pauses `train` and `deploy` (this measures the data path), creates an
 Airflow 3 backfill of `etl` through the REST API with several runs in parallel, and waits until
 every ETL run has finished and `features` has built every clean partition. Meanwhile it samples the
@@ -52,15 +52,10 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
-from stack import (  # noqa: E402
-    Stack,
-    StackConfig,
-    create_postgres_database,
-    drop_postgres_database,
-    exit_on_sigterm,
-    free_port,
-    wait_for_http,
-)
+from stack.config import StackConfig  # noqa: E402
+from stack.postgres import create_postgres_database, drop_postgres_database  # noqa: E402
+from stack.processes import exit_on_sigterm, free_port, wait_for_http  # noqa: E402
+from stack.stack import Stack  # noqa: E402
 
 REDIS_DB = 12  # a database of the local Redis nothing else here uses; flushed before and after
 
@@ -113,7 +108,7 @@ def stage_totals(stack: Stack, dataset: str) -> dict[str, int]:
 def reconcile(stack: Stack, model_name: str | None = None) -> Any:
     """Reconcile the lake with every asset event of the stack, and the registry's versions if named."""
     from include.mlpipeline.data.lake import Lake
-    from include.mlpipeline.monitoring.reconciliation import reconcile_stack
+    from include.mlpipeline.monitoring.reconcile_stack import reconcile_stack
 
     events, offset = [], 0
     while True:

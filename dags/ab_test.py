@@ -14,25 +14,17 @@ when `MLP_AB_CHALLENGER_SHARE` > 0.
 
 from __future__ import annotations
 
-import datetime as dt
-
-from airflow.sdk import dag, task
+from airflow.sdk import task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from include.mlpipeline.orchestration.alerts import DagFailureAlert, DagRunMetrics
 from include.mlpipeline.orchestration.assets import APPROVED_MODEL, FEATURE_DATA
-from include.mlpipeline.orchestration.tasks import default_args, emit
+from include.mlpipeline.orchestration.pipeline_dag import pipeline_dag
+from include.mlpipeline.orchestration.tasks import emit
 
 
-@dag(
-    dag_id="ab_test",
+@pipeline_dag(
+    "ab_test",
     schedule=[FEATURE_DATA],
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
-    on_success_callback=DagRunMetrics(),  # run duration, state, end time to the Pushgateway
-    on_failure_callback=[DagFailureAlert(), DagRunMetrics()],  # timeouts, deadlocks; failed tasks alert themselves
     tags=["ml", "serving", "ab-testing"],
     doc_md=__doc__,
 )

@@ -14,24 +14,17 @@ Emits **served_model** with extra: version, previous version, smoke-test result.
 
 from __future__ import annotations
 
-import datetime as dt
+from airflow.sdk import Param, get_current_context, task
 
-from airflow.sdk import Param, dag, get_current_context, task
-
-from include.mlpipeline.orchestration.alerts import DagFailureAlert, DagRunMetrics, notify_promotion
+from include.mlpipeline.orchestration.alerts import notify_promotion
 from include.mlpipeline.orchestration.assets import APPROVED_MODEL, SERVED_MODEL
-from include.mlpipeline.orchestration.tasks import default_args, emit, events_extra
+from include.mlpipeline.orchestration.pipeline_dag import pipeline_dag
+from include.mlpipeline.orchestration.tasks import emit, events_extra
 
 
-@dag(
-    dag_id="deploy",
+@pipeline_dag(
+    "deploy",
     schedule=[APPROVED_MODEL],
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
-    on_success_callback=DagRunMetrics(),  # run duration, state, end time to the Pushgateway
-    on_failure_callback=[DagFailureAlert(), DagRunMetrics()],  # timeouts, deadlocks; failed tasks alert themselves
     params={
         "version": Param(None, type=["null", "string"], description="Version to serve (manual deploy or rollback).")
     },

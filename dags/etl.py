@@ -19,31 +19,26 @@ from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from include.mlpipeline.core.settings import get_settings
-from include.mlpipeline.orchestration.alerts import DagFailureAlert, DagRunMetrics
 from include.mlpipeline.orchestration.assets import CLEAN_DATA
+from include.mlpipeline.orchestration.pipeline_dag import pipeline_dag
 from include.mlpipeline.orchestration.tasks import (
     chunk_days,
     chunk_label,
-    default_args,
     emit,
     fail_fast_on_data_errors,
     run_day,
 )
 
 
-@dag(
-    dag_id="etl",
+@pipeline_dag(
+    "etl",
     schedule=get_settings().etl_schedule,
     start_date=dt.datetime.combine(get_settings().etl_start_date, dt.time(), tzinfo=dt.UTC),
-    catchup=False,
     max_active_runs=4,
-    default_args=default_args(),
-    on_success_callback=DagRunMetrics(),  # run duration, state, end time to the Pushgateway
-    on_failure_callback=[DagFailureAlert(), DagRunMetrics()],  # timeouts, deadlocks; failed tasks alert themselves
     params={
         "date": Param(
             None, type=["null", "string"], format="date", description="Day to process (default: logical date)."

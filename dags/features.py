@@ -13,32 +13,24 @@ Emits **feature_data** with extra: partitions, rows, content hash per partition.
 
 from __future__ import annotations
 
-import datetime as dt
-
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from include.mlpipeline.orchestration.alerts import DagFailureAlert, DagRunMetrics
 from include.mlpipeline.orchestration.assets import CLEAN_DATA, FEATURE_DATA
+from include.mlpipeline.orchestration.pipeline_dag import pipeline_dag
 from include.mlpipeline.orchestration.tasks import (
     chunk_days,
     chunk_label,
-    default_args,
     emit,
     fail_fast_on_data_errors,
     partitions_of,
 )
 
 
-@dag(
-    dag_id="features",
+@pipeline_dag(
+    "features",
     schedule=[CLEAN_DATA],
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
-    catchup=False,
     max_active_runs=2,
-    default_args=default_args(),
-    on_success_callback=DagRunMetrics(),  # run duration, state, end time to the Pushgateway
-    on_failure_callback=[DagFailureAlert(), DagRunMetrics()],  # timeouts, deadlocks; failed tasks alert themselves
     params={
         "dates": Param(
             [],

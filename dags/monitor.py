@@ -13,25 +13,17 @@ When the drifted share reaches `MLP_DRIFT_SHARE_THRESHOLD` or live ROC AUC drops
 
 from __future__ import annotations
 
-import datetime as dt
-
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from include.mlpipeline.orchestration.alerts import DagFailureAlert, DagRunMetrics
 from include.mlpipeline.orchestration.assets import CLEAN_DATA, RETRAIN_REQUESTED
-from include.mlpipeline.orchestration.tasks import default_args, emit, partitions_of
+from include.mlpipeline.orchestration.pipeline_dag import pipeline_dag
+from include.mlpipeline.orchestration.tasks import emit, partitions_of
 
 
-@dag(
-    dag_id="monitor",
+@pipeline_dag(
+    "monitor",
     schedule=[CLEAN_DATA],
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
-    on_success_callback=DagRunMetrics(),  # run duration, state, end time to the Pushgateway
-    on_failure_callback=[DagFailureAlert(), DagRunMetrics()],  # timeouts, deadlocks; failed tasks alert themselves
     tags=["ml", "monitoring", "drift"],
     doc_md=__doc__,
 )

@@ -17,16 +17,13 @@ Emits **approved_model** (only when the gate approves) with extra: version, metr
 
 from __future__ import annotations
 
-import datetime as dt
-
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
 from include.mlpipeline.core.settings import get_settings
-from include.mlpipeline.orchestration.alerts import DagFailureAlert, DagRunMetrics
 from include.mlpipeline.orchestration.assets import APPROVED_MODEL, FEATURE_DATA, RETRAIN_REQUESTED
+from include.mlpipeline.orchestration.pipeline_dag import pipeline_dag
 from include.mlpipeline.orchestration.tasks import (
-    default_args,
     emit,
     events_extra,
     fail_fast_on_data_errors,
@@ -34,15 +31,9 @@ from include.mlpipeline.orchestration.tasks import (
 )
 
 
-@dag(
-    dag_id="train",
+@pipeline_dag(
+    "train",
     schedule=(FEATURE_DATA | RETRAIN_REQUESTED),
-    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
-    on_success_callback=DagRunMetrics(),  # run duration, state, end time to the Pushgateway
-    on_failure_callback=[DagFailureAlert(), DagRunMetrics()],  # timeouts, deadlocks; failed tasks alert themselves
     params={
         "window_days": Param(None, type=["null", "integer"], minimum=3, description="Days in the window."),
         "candidates": Param([], type="array", items={"type": "string"}, description="Candidates (empty: all)."),
@@ -53,7 +44,7 @@ from include.mlpipeline.orchestration.tasks import (
 def train():
     @task
     def select_window() -> dict:
-        from include.mlpipeline.ml import training
+        from include.mlpipeline.ml import window as training_window
 
         context = get_current_context()
         events = context["triggering_asset_events"]
@@ -62,7 +53,7 @@ def train():
         if not window_days and events[RETRAIN_REQUESTED]:  # a drift retrain follows the change: shorter window
             window_days = events_extra(events[RETRAIN_REQUESTED])[-1].get("retrain_window_days")
         with fail_fast_on_data_errors():
-            return training.select_window(newest, window_days=window_days).to_dict()
+            return training_window.select_window(newest, window_days=window_days).to_dict()
 
     @task
     def open_parent_run(window: dict) -> str:
@@ -74,7 +65,7 @@ def train():
 
     @task
     def list_candidates() -> list[str]:
-        from include.mlpipeline.ml.training import BASELINE, CANDIDATES
+        from include.mlpipeline.ml.candidates import BASELINE, CANDIDATES
 
         chosen = list(get_current_context()["params"].get("candidates") or CANDIDATES)
         unknown = sorted(set(chosen) - set(CANDIDATES))
@@ -85,11 +76,11 @@ def train():
     # Its own queue under Celery (MLP_TRAINING_QUEUE), so training scales with its own workers.
     @task(map_index_template="{{ candidate }}", queue=get_settings().training_queue)
     def train_candidate(name: str, window: dict, parent_run_id: str) -> dict:
-        from include.mlpipeline.ml import tracking
+        from include.mlpipeline.ml import training
 
         get_current_context()["candidate"] = name
         with fail_fast_on_data_errors():
-            return tracking.train_candidate(name, window, parent_run_id)
+            return training.train_candidate(name, window, parent_run_id)
 
     @task
     def register_best(results: list[dict], window: dict, parent_run_id: str) -> dict:

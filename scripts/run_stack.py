@@ -17,7 +17,9 @@ import sys
 import time
 from pathlib import Path
 
-from stack import PIPELINE_DAGS, ROOT, ChainMonitor, Stack, local_config
+from stack.chain_monitor import ChainMonitor
+from stack.config import PIPELINE_DAGS, ROOT, local_config
+from stack.stack import Stack
 
 STATE = ROOT / ".local"
 SYMBOL = {"success": "done", "failed": "FAILED", "running": "running", "queued": "queued"}

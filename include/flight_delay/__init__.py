@@ -51,9 +51,6 @@ PROBLEM = ProblemSpec(
     negative_label="on_time",
     # Read when the extract task runs (never at import or DAG parse): the Airflow connection holding
     # the source files' credentials, or None (replay, or files reachable without one).
-    extra={
-        "source_conn_id": sources.source_conn_id,
-        # Calendar features shift with the date by construction: drift monitoring skips them.
-        "drift_exclude": ("month", "days_to_holiday"),
-    },
+    source_conn_id=sources.source_conn_id,
+    drift_exclude=("month", "days_to_holiday"),
 )

@@ -94,7 +94,7 @@ def source_settings() -> FlightSourceSettings:
 def source_conn_id() -> str | None:
     """The Airflow connection the extract task resolves for these sources (None: no connection).
 
-    Exported as ``PROBLEM.extra["source_conn_id"]``, a callable so that it is read when the task runs.
+    Exported as ``PROBLEM.source_conn_id``, a callable so that it is read when the task runs.
     """
     settings = source_settings()
     return settings.source_conn_id if settings.source == "files" else None

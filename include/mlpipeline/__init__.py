@@ -1,4 +1,16 @@
-"""Generic ML pipeline machinery: nothing in here knows the example problem."""
+"""Generic ML pipeline machinery: nothing in here knows the example problem.
+
+Layers, each importing only from those below it (``lint-imports`` holds this; docs/architecture.md)::
+
+    orchestration   Airflow: assets, DAG defaults, task helpers, alerts
+    deployment      deploy / roll back, A/B test, traffic replay
+    monitoring      drift, live outcomes, reconciliation
+    serving         the prediction API
+    ml              window, candidates, metrics, evaluation, tracking, registry
+    data            lake, sources, quality gates, etl, DVC versions
+    telemetry       Pushgateway metrics, Sentry
+    core            settings, the problem contract (ProblemSpec), small helpers
+"""
 
 import os
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from stack import running_mlflow_server
+from stack.mlflow_server import running_mlflow_server
 
 from include.mlpipeline.core.settings import Settings
 from tests.support.pipeline import environment, replay_and_open_run, small_pipeline
@@ -48,12 +48,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="package")
 def registered_model(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]:
     from include.mlpipeline.deployment import deploy
-    from include.mlpipeline.ml import registry, tracking
+    from include.mlpipeline.ml import registry
+    from include.mlpipeline.ml.training import train_candidate
 
     lake_uri = f"file://{tmp_path_factory.mktemp('lake')}"
     with environment(**small_pipeline(mlflow_server, lake_uri, MODEL_NAME)):
         window, parent = replay_and_open_run("api tests")
-        results = [tracking.train_candidate(name, window, parent) for name in ("baseline", "logistic_regression")]
+        results = [train_candidate(name, window, parent) for name in ("baseline", "logistic_regression")]
         registration = registry.register_best(results, window, parent)
         assert registration["decision"]["promote"], registration["decision"]
         deploy.promote(registration["version"])

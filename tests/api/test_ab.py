@@ -17,7 +17,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from mlflow import MlflowClient
-from stack import ROOT, free_port, wait_for_http
+from stack.config import ROOT
+from stack.processes import free_port, wait_for_http
 
 from include.mlpipeline.core.settings import get_settings
 from include.mlpipeline.data.lake import Lake
@@ -34,11 +35,13 @@ TRAFFIC_DAYS = DAYS[-6:]
 @pytest.fixture(scope="module")
 def challenger(registered_model: RegisteredModel) -> str:
     """Version 2: a gradient-boosting model on the same window, registered as challenger."""
-    from include.mlpipeline.ml import registry, tracking, training
+    from include.mlpipeline.ml import registry, tracking
+    from include.mlpipeline.ml.training import train_candidate
+    from include.mlpipeline.ml.window import select_window
 
-    window = training.select_window().to_dict()
+    window = select_window().to_dict()
     parent = tracking.start_parent_run(window, run_name="ab challenger")
-    results = [tracking.train_candidate(name, window, parent) for name in ("baseline", "hist_gradient_boosting")]
+    results = [train_candidate(name, window, parent) for name in ("baseline", "hist_gradient_boosting")]
     registration = registry.register_best(results, window, parent)
     assert registry.alias_version("challenger", registered_model.name) == str(registration["version"])
     assert registry.alias_version("champion", registered_model.name) == registered_model.version

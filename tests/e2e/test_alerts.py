@@ -1,6 +1,7 @@
 """Alerts end to end, on one real stack (scheduler, dag-processor, triggerer, api-server, MLflow, API):
 Airflow's Slack connection points at a local webhook stub and Airflow's Sentry integration at a local
-envelope receiver (through ``MLP_SENTRY_DSN``, which scripts/stack.py turns into ``[sentry]`` settings).
+envelope receiver (through ``MLP_SENTRY_DSN``, which scripts/stack/airflow_settings.py turns into
+``[sentry]`` settings).
 
 1. a corrupt source (renamed column) fails the ETL gate: Slack gets one gate-blocked message naming
    the gate and the check, with a link to the task log; Sentry gets the task's error, tagged with the
@@ -25,7 +26,9 @@ from urllib.parse import quote
 
 import pandas as pd
 import pytest
-from stack import ChainMonitor, Stack, StackConfig
+from stack.chain_monitor import ChainMonitor
+from stack.config import StackConfig
+from stack.stack import Stack
 
 from include.flight_delay import sources
 from tests.support import SentryReceiver, SlackStub

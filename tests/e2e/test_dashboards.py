@@ -4,7 +4,7 @@ Prometheus and the Pushgateway are the Debian binaries (installed by ``make moni
 missing), started on free ports with a config generated from ``monitoring/prometheus/prometheus.yml``
 (scraping the Pushgateway with honor_labels, the API's /metrics and the StatsD bridge every 2 s,
 with the alert rules); the StatsD bridge reads ``monitoring/statsd/mapping.yml``. Airflow sends its
-StatsD metrics to the bridge (``MLP_STATSD_ADDRESS``, which scripts/stack.py turns into
+StatsD metrics to the bridge (``MLP_STATSD_ADDRESS``, which scripts/stack/airflow_settings.py turns into
 ``AIRFLOW__METRICS__*``) and the pipeline pushes to the Pushgateway (``MLP_PUSHGATEWAY_URL``).
 
 One scenario feeds every panel, in order:
@@ -36,7 +36,11 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from stack import ROOT, ChainMonitor, Monitoring, Stack, StackConfig, free_port, monitoring_binaries
+from stack.chain_monitor import ChainMonitor
+from stack.config import ROOT, StackConfig
+from stack.monitoring import Monitoring, monitoring_binaries
+from stack.processes import free_port
+from stack.stack import Stack
 
 from include.flight_delay import sources
 from include.mlpipeline.core.problem import load_problem

@@ -37,7 +37,10 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-from stack import ROOT, ChainMonitor, Stack, StackConfig, wait_for_http
+from stack.chain_monitor import ChainMonitor
+from stack.config import ROOT, StackConfig
+from stack.processes import wait_for_http
+from stack.stack import Stack
 
 from include.flight_delay import sources
 from tests.support import SlackStub
@@ -408,7 +411,7 @@ def test_reconciliation_finds_nothing_lost(stack: Stack, crash: dict[str, Any], 
     from include.mlpipeline.core.settings import Settings
     from include.mlpipeline.data.lake import Lake
     from include.mlpipeline.data.versioning import restore, run_data_versions
-    from include.mlpipeline.monitoring.reconciliation import reconcile_stack
+    from include.mlpipeline.monitoring.reconcile_stack import reconcile_stack
 
     name = served(stack)["model_name"]
     dvc_remote = stack.config.dvc_remote_url or str(stack.config.state_dir / "dvc-remote")
@@ -433,7 +436,7 @@ def test_reconciliation_finds_nothing_lost(stack: Stack, crash: dict[str, Any], 
     saved.write_text(json.dumps({"asset_events": events}))
     result = subprocess.run(
         [
-            sys.executable, "-m", "include.mlpipeline.monitoring.reconciliation", "--events", str(saved),
+            sys.executable, "-m", "include.mlpipeline.monitoring.reconcile_stack", "--events", str(saved),
             "--lake-uri", stack.config.lake_uri, "--mlflow-uri", stack.config.mlflow_url,
             "--model-name", name, "--dvc-remote", dvc_remote, "--json",
         ],

@@ -1,7 +1,7 @@
 """The production-like stack, for real: Airflow on PostgreSQL with the CeleryExecutor and a Redis
 broker, two Celery workers (one for the `training` queue), MLflow on PostgreSQL.
 
-Configuration only (scripts/stack.py passes settings and Airflow env vars; no code differs from
+Configuration only (scripts/stack/ passes settings and Airflow env vars; no code differs from
 `make run`). The test creates its own databases and Redis database and removes them afterwards.
 It runs the chain from an ETL trigger to a served model and checks that the training tasks ran on
 the training worker.
@@ -15,7 +15,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import redis
-from stack import ChainMonitor, Stack, StackConfig, create_postgres_database, drop_postgres_database
+from stack.chain_monitor import ChainMonitor
+from stack.config import StackConfig
+from stack.postgres import create_postgres_database, drop_postgres_database
+from stack.stack import Stack
 
 pytestmark = pytest.mark.e2e
 

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from stack import running_mlflow_server
+from stack.mlflow_server import running_mlflow_server
 
 from include.mlpipeline.core.problem import load_problem
 from include.mlpipeline.data.etl import FEATURES
@@ -31,6 +31,9 @@ from include.mlpipeline.data.lake import Lake
 from include.mlpipeline.data.quality import DataQualityError
 from include.mlpipeline.deployment import deploy
 from include.mlpipeline.ml import evaluation, registry, tracking, training
+from include.mlpipeline.ml.model_card import threshold_rule
+from include.mlpipeline.ml.training import train_candidate
+from include.mlpipeline.ml.window import load_training_set, select_window
 from tests.support.pipeline import REPLAY_DAYS, environment
 
 DAYS = REPLAY_DAYS
@@ -88,9 +91,9 @@ def lake_uri(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
 
 @pytest.fixture(scope="module")
 def trained(lake_uri: str) -> Trained:
-    window = training.select_window().to_dict()
+    window = select_window().to_dict()
     parent = tracking.start_parent_run(window, run_name="registry tests")
-    results = [tracking.train_candidate(name, window, parent) for name in CHEAP]
+    results = [train_candidate(name, window, parent) for name in CHEAP]
     trained = Trained(window, parent, results)
     # The loser/winner/floor scenarios shift this score by 0.01 and must stay above the floor.
     assert trained.result("logistic_regression")["test"]["roc_auc"] >= 0.535, "the real model must pass the floor"
@@ -101,7 +104,7 @@ def trained(lake_uri: str) -> Trained:
 def retrained(trained: Trained) -> Trained:
     """The logistic regression again, on the same window (same data version), in a new training run."""
     parent = tracking.start_parent_run(trained.window, run_name="registry tests, retrained")
-    return Trained(trained.window, parent, [tracking.train_candidate("logistic_regression", trained.window, parent)])
+    return Trained(trained.window, parent, [train_candidate("logistic_regression", trained.window, parent)])
 
 
 @pytest.fixture
@@ -150,9 +153,9 @@ def versions(client, name: str) -> list[str]:
 
 def run_train_dag(run_name: str, *, newest: str | None = None) -> dict[str, Any]:
     """What the train DAG does, in order, in this process: window, parent run, candidates, register."""
-    window = training.select_window(newest).to_dict()
+    window = select_window(newest).to_dict()
     parent = tracking.start_parent_run(window, run_name=run_name)
-    results = [tracking.train_candidate(name, window, parent) for name in CHEAP]
+    results = [train_candidate(name, window, parent) for name in CHEAP]
     return registry.register_best(results, window, parent)
 
 
@@ -206,13 +209,13 @@ def test_child_runs_keep_their_lineage_and_log_evaluation_artifacts(trained: Tra
     assert trained.window["data_version"] in card
     assert f"{result['threshold']:.4f}" in card
     assert f"| roc_auc | {result['validation']['roc_auc']:.4f} | {result['test']['roc_auc']:.4f} |" in card
-    assert evaluation.threshold_rule().startswith("the probability cut-off that maximizes F1")
+    assert threshold_rule().startswith("the probability cut-off that maximizes F1")
 
 
 def test_evaluation_report_needs_no_mlflow(lake_uri: str, tmp_path: Path) -> None:
     problem = load_problem()
-    window = training.select_window()
-    data = training.load_training_set(window, problem=problem)
+    window = select_window()
+    data = load_training_set(window, problem=problem)
     fitted = training.fit_candidate("logistic_regression", data, problem=problem, seed=42)
 
     written = evaluation.write_evaluation(
@@ -270,8 +273,7 @@ def test_retraining_a_seeded_forest_logs_identical_metrics(trained: Trained, cli
     parent = tracking.start_parent_run(trained.window, run_name="forest twice")
     # Metrics only (the artifacts' reproducibility is shown above): keeps this test to two forest fits.
     runs = [
-        tracking.train_candidate("random_forest", trained.window, parent, evaluation_artifacts=False)["run_id"]
-        for _ in range(2)
+        train_candidate("random_forest", trained.window, parent, evaluation_artifacts=False)["run_id"] for _ in range(2)
     ]
 
     first, second = (client.get_run(run_id).data for run_id in runs)

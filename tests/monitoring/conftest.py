@@ -20,7 +20,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from stack import free_port, monitoring_binaries  # noqa: E402
+from stack.monitoring import monitoring_binaries  # noqa: E402
+from stack.processes import free_port  # noqa: E402
 
 
 def require_tool(name: str) -> str:

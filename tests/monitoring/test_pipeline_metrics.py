@@ -22,9 +22,11 @@ from types import SimpleNamespace
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from stack import free_port
+from stack.processes import free_port
 
+from include.mlpipeline.core import bounded
 from include.mlpipeline.telemetry import pipeline_metrics as metrics
+from include.mlpipeline.telemetry import pushgateway
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -234,17 +236,17 @@ def test_without_a_pushgateway_url_nothing_is_sent(pipeline_env: pytest.MonkeyPa
 
 def test_an_undocumented_metric_is_refused_not_raised(gateway: str, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING):
-        assert metrics.push("mlp_data", {"dataset": "x"}, [metrics.Sample("mlp_not_documented", 1.0)]) is False
+        assert pushgateway.push("mlp_data", {"dataset": "x"}, [pushgateway.Sample("mlp_not_documented", 1.0)]) is False
     assert "not a documented pipeline metric" in caplog.text
 
 
 def test_every_metric_is_documented_in_the_module_doc() -> None:
-    doc = metrics.__doc__ or ""
+    doc = pushgateway.__doc__ or ""
     documented = set(re.findall(r"``(mlp_[a-z_]+)``", doc))
-    missing = set(metrics.METRICS) - documented
-    assert not missing, f"not in metrics.py's docstring: {sorted(missing)}"
-    jobs = {value for name, value in vars(metrics).items() if name.startswith("JOB_")}
-    assert not documented - set(metrics.METRICS) - jobs, "documented but never pushed"
+    missing = set(pushgateway.METRICS) - documented
+    assert not missing, f"not in pushgateway.py's docstring: {sorted(missing)}"
+    jobs = {value for name, value in vars(pushgateway).items() if name.startswith("JOB_")}
+    assert not documented - set(pushgateway.METRICS) - jobs, "documented but never pushed"
 
 
 # --- outages ----------------------------------------------------------------------------------------
@@ -316,9 +318,9 @@ def test_a_pushgateway_outage_never_raises_and_is_logged_once(
         url = server.url
     pipeline_env.setenv("MLP_PUSHGATEWAY_URL", url)
     pipeline_env.setenv("MLP_PUSHGATEWAY_TIMEOUT_S", "1")
-    metrics._logged_once.clear()
+    bounded._logged_once.clear()
     try:
-        with caplog.at_level(logging.DEBUG, logger=metrics.__name__):
+        with caplog.at_level(logging.DEBUG, logger=pushgateway.__name__):
             started = time.monotonic()
             assert metrics.record_publish("clean", {"rows_in": 10, "rows_out": 10, "partitions": ["x"]}) is False
             assert metrics.record_served({"version": "1"}, "m") == {"version": "1"}

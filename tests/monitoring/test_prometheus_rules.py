@@ -2,7 +2,7 @@
 
 ``promtool test rules`` runs monitoring/prometheus/alerts_test.yml: every alert rule fires on the
 series the pipeline really pushes (and stays quiet otherwise). ``promtool check config`` validates
-the compose configuration and the local one scripts/stack.py derives from it for `make run`.
+the compose configuration and the local one scripts/stack/monitoring.py derives from it for `make run`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from stack import prometheus_config
+from stack.monitoring import prometheus_config
 
 from tests.monitoring.conftest import require_tool
 

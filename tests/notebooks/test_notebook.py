@@ -15,7 +15,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
-from stack import free_port, running_mlflow_server
+from stack.mlflow_server import running_mlflow_server
+from stack.processes import free_port
 
 from tests.support.pipeline import environment, replay_and_open_run, small_pipeline
 
@@ -33,12 +34,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def pipeline_env(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The MLP_* variables of a lake with 12 feature days and an experiment with one training run."""
-    from include.mlpipeline.ml import registry, tracking
+    from include.mlpipeline.ml import registry
+    from include.mlpipeline.ml.training import train_candidate
 
     values = small_pipeline(mlflow_server, f"file://{tmp_path_factory.mktemp('lake')}", EXPERIMENT)
     with environment(**values):
         window, parent = replay_and_open_run("notebook tests")
-        results = [tracking.train_candidate(name, window, parent) for name in ("baseline", "logistic_regression")]
+        results = [train_candidate(name, window, parent) for name in ("baseline", "logistic_regression")]
         registry.register_best(results, window, parent)
         yield values
 

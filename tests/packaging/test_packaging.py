@@ -144,11 +144,11 @@ def test_dockerfile_prepares_the_shared_data_folder() -> None:
 
 
 def test_dockerfile_takes_the_code_version_at_build_time() -> None:
-    """training.code_version() reads MLP_CODE_VERSION; the image has no .git to ask."""
+    """code_version() reads MLP_CODE_VERSION; the image has no .git to ask."""
     instructions = dockerfile_instructions()
     assert ("ARG", 'MLP_CODE_VERSION=""') in instructions or ("ARG", "MLP_CODE_VERSION") in instructions
     assert dockerfile_env()["MLP_CODE_VERSION"] == "${MLP_CODE_VERSION}"
-    assert "MLP_CODE_VERSION" in text("include/mlpipeline/ml/training.py")
+    assert "MLP_CODE_VERSION" in text("include/mlpipeline/core/code_version.py")
 
 
 def test_packages_txt_exists_and_lists_only_package_names() -> None:

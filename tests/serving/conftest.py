@@ -22,7 +22,9 @@ from typing import Any, Self
 
 import httpx
 import pytest
-from stack import ROOT, free_port, mlflow_server_command, stop_process_group, wait_for_http
+from stack.config import ROOT
+from stack.mlflow_server import mlflow_server_command
+from stack.processes import free_port, stop_process_group, wait_for_http
 
 from include.mlpipeline.core.settings import get_settings
 from tests.support.pipeline import environment, replay_and_open_run, small_pipeline
@@ -112,15 +114,16 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 @pytest.fixture(scope="package")
 def registry(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     from include.mlpipeline.deployment import deploy
-    from include.mlpipeline.ml import registry, tracking
+    from include.mlpipeline.ml import registry
+    from include.mlpipeline.ml.training import train_candidate
 
     lake_uri = f"file://{tmp_path_factory.mktemp('lake')}"
     with environment(**small_pipeline(mlflow_server.url, lake_uri, MODEL_NAME)):
         window, parent = replay_and_open_run("serving tests")
-        baseline = tracking.train_candidate("baseline", window, parent)
+        baseline = train_candidate("baseline", window, parent)
         versions = []
         for family in ("logistic_regression", "hist_gradient_boosting"):
-            results = [baseline, tracking.train_candidate(family, window, parent)]
+            results = [baseline, train_candidate(family, window, parent)]
             versions.append(str(registry.register_best(results, window, parent)["version"]))
         deploy.promote(versions[0])
         yield Registry(mlflow_server, lake_uri, MODEL_NAME, *versions)

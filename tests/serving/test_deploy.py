@@ -16,7 +16,7 @@ import mlflow
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
-from stack import ROOT
+from stack.config import ROOT
 
 from include.mlpipeline.deployment import deploy
 

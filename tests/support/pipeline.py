@@ -45,8 +45,9 @@ def small_pipeline(tracking_uri: str, lake_uri: str, name: str, **more: str) -> 
 def replay_and_open_run(run_name: str) -> tuple[dict, str]:
     """Replay :data:`REPLAY_DAYS` into the lake of the current settings; their window and a parent run on it."""
     from include.mlpipeline.data import etl
-    from include.mlpipeline.ml import tracking, training
+    from include.mlpipeline.ml import tracking
+    from include.mlpipeline.ml.window import select_window
 
     etl.replay_days(REPLAY_DAYS)
-    window = training.select_window().to_dict()
+    window = select_window().to_dict()
     return window, tracking.start_parent_run(window, run_name=run_name)

@@ -16,9 +16,10 @@ import pytest
 from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
 
+from include.mlpipeline.core import bounded
 from include.mlpipeline.core.settings import get_settings
 from include.mlpipeline.data.quality import DataQualityError
-from include.mlpipeline.orchestration import alerts, tasks
+from include.mlpipeline.orchestration import alerts, sentry_hooks, slack_messages, tasks
 from include.mlpipeline.orchestration.assets import APPROVED_MODEL
 from tests.support import SlackStub
 
@@ -62,9 +63,9 @@ def _fresh_alerts(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No Slack connection from the developer's environment; the once-per-process log starts empty."""
     monkeypatch.delenv("AIRFLOW_CONN_SLACK_DEFAULT", raising=False)
     monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.test:8080")
-    alerts._logged_once.clear()
+    bounded._logged_once.clear()
     yield
-    alerts._logged_once.clear()
+    bounded._logged_once.clear()
 
 
 @pytest.fixture
@@ -101,15 +102,15 @@ def wrapped(error: Exception) -> AirflowFailException:
     raise AssertionError("fail_fast_on_data_errors did not raise")
 
 
-def capture_sends(monkeypatch: pytest.MonkeyPatch) -> list[alerts.SlackMessage]:
-    sent: list[alerts.SlackMessage] = []
+def capture_sends(monkeypatch: pytest.MonkeyPatch) -> list[slack_messages.SlackMessage]:
+    sent: list[slack_messages.SlackMessage] = []
     monkeypatch.setattr(alerts, "send_slack", lambda message, **kw: sent.append(message) or True)
     return sent
 
 
 # ------------------------------------------------------------------------------------ messages
 def test_log_url_is_airflows_own_with_the_configured_base_url() -> None:
-    ref = alerts.TaskRef.from_context(context())
+    ref = slack_messages.TaskRef.from_context(context())
 
     assert ref.log_url == (
         "http://airflow.test:8080/dags/etl/runs/manual__2026-07-01T00%3A00%3A00%2B00%3A00/tasks/extract/mapped/2"
@@ -121,7 +122,7 @@ def test_log_url_is_airflows_own_with_the_configured_base_url() -> None:
 def test_log_url_is_built_when_the_task_instance_has_none() -> None:
     ti = SimpleNamespace(dag_id="train", task_id="register_best", run_id="r 1", map_index=-1, try_number=2)
 
-    ref = alerts.TaskRef.from_context({"ti": ti, "run_id": "r 1"})
+    ref = slack_messages.TaskRef.from_context({"ti": ti, "run_id": "r 1"})
 
     assert ref.log_url == "http://airflow.test:8080/dags/train/runs/r%201/tasks/register_best?try_number=2"
     assert ref.task_label == "register_best"
@@ -130,7 +131,7 @@ def test_log_url_is_built_when_the_task_instance_has_none() -> None:
 def test_task_failure_message_names_dag_task_run_error_and_log() -> None:
     error = ValueError("\n".join(f"line {i} <b>" for i in range(1, 20)))
 
-    message = alerts.task_failure_message(context(error))
+    message = slack_messages.task_failure_message(context(error))
 
     assert message.kind == "task_failure"
     assert "Task failed: etl.extract [flights] (try 1), run " + RUN_ID in message.text
@@ -147,7 +148,7 @@ def test_secrets_in_an_error_do_not_reach_slack(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("AIRFLOW_CONN_DWH", "postgres://etl:dwh-password-7@db/dwh")
     get_settings.cache_clear()
 
-    message = alerts.task_failure_message(
+    message = slack_messages.task_failure_message(
         context(ConnectionError("postgres://etl:dwh-password-7@db/dwh refused; key the-api-key-123"))
     )
 
@@ -156,7 +157,7 @@ def test_secrets_in_an_error_do_not_reach_slack(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_gate_blocked_message_names_gate_checks_and_rows() -> None:
-    message = alerts.gate_blocked_message(context(), gate_error())
+    message = slack_messages.gate_blocked_message(context(), gate_error())
 
     assert message.kind == "quality_gate"
     assert "Quality gate 'raw_flights' blocked etl.extract [flights]" in message.text
@@ -191,7 +192,7 @@ def test_a_starting_task_protects_sentry_and_resolves_lake_connections(monkeypat
     from include.mlpipeline.data import lake
 
     calls = []
-    monkeypatch.setattr(alerts, "protect_sentry_events", lambda context=None: calls.append("sentry"))
+    monkeypatch.setattr(sentry_hooks, "protect_sentry_events", lambda context=None: calls.append("sentry"))
     monkeypatch.setattr(tasks, "protect_sentry_events", lambda context=None: calls.append("sentry"))
     monkeypatch.setattr(lake, "_resolvers", [])
 
@@ -214,7 +215,7 @@ def test_dag_failure_alert_only_for_reasons_of_the_run(monkeypatch: pytest.Monke
 
 
 def test_promotion_message_compares_old_and_new() -> None:
-    message = alerts.promotion_message(SERVED, APPROVED_EXTRA)
+    message = slack_messages.promotion_message(SERVED, APPROVED_EXTRA)
 
     assert message.kind == "promotion"
     assert "Model promoted: flight_delay v7 is now champion (was v6)" in message.text
@@ -232,9 +233,9 @@ def test_promotion_message_of_a_first_model_and_of_a_manual_rollback() -> None:
         "decision": {**APPROVED_EXTRA["decision"], "champion_score": None},
     }
 
-    assert "(was none (first model))" in alerts.promotion_message({**SERVED, "previous": None}, first).text
-    assert "v7 0.6403 vs no champion" in alerts.promotion_message({**SERVED, "previous": None}, first).text
-    rollback = alerts.promotion_message({"version": "5", "previous": "7"}, None)
+    assert "(was none (first model))" in slack_messages.promotion_message({**SERVED, "previous": None}, first).text
+    assert "v7 0.6403 vs no champion" in slack_messages.promotion_message({**SERVED, "previous": None}, first).text
+    rollback = slack_messages.promotion_message({"version": "5", "previous": "7"}, None)
     assert "v5 is now champion (was v7)" in rollback.text and "manual deploy or rollback" in rollback.text
 
 
@@ -250,14 +251,14 @@ def test_drift_message() -> None:
         "report_uri": "file:///lake/monitoring/drift/2026-06-07.html",
     }
 
-    message = alerts.drift_message(summary)
+    message = slack_messages.drift_message(summary)
 
     assert message.kind == "drift"
     assert "Data drift in feature_data: 40% of features drifted (2 of 5), threshold 0.30" in message.text
     assert "dep_hour (0.001), temp (0.020)" in message.text
     assert "Report: file:///lake/monitoring/drift/2026-06-07.html" in message.text
     assert "Report: `file:///lake/monitoring/drift/2026-06-07.html`" in str(message.blocks)
-    linked = alerts.drift_message({**summary, "report_uri": "https://reports.test/d.html"})
+    linked = slack_messages.drift_message({**summary, "report_uri": "https://reports.test/d.html"})
     assert "<https://reports.test/d.html|Open the drift report>" in str(linked.blocks)
 
 
@@ -278,7 +279,7 @@ def test_drift_message_reads_the_monitor_dags_summary() -> None:
     }
     reasons = ["new_partitions: 3 of 8 features drifted (38% >= 30%): dep_hour, temp, wind_speed"]
 
-    message = alerts.drift_message({**part, "reasons": reasons, "dag_id": "monitor"})
+    message = slack_messages.drift_message({**part, "reasons": reasons, "dag_id": "monitor"})
 
     assert "38% of features drifted (3 of 8)" in message.text
     assert "dep_hour (0.310), temp (0.270), wind_speed (0.220)" in message.text
@@ -294,7 +295,7 @@ def test_drift_message_reads_an_evidently_style_summary() -> None:
         "drift_by_columns": {"temp": {"drift_detected": True, "drift_score": 0.01}, "wind": {"drift_detected": False}},
     }
 
-    text = alerts.drift_message(summary).text
+    text = slack_messages.drift_message(summary).text
 
     assert "25% of features drifted (1 of 4)" in text and "temp (0.010)" in text and "wind" not in text
 
@@ -304,7 +305,7 @@ def test_without_connection_alerts_are_skipped_with_one_log_line(caplog: pytest.
     caplog.set_level(logging.DEBUG, logger=LOGGER)
 
     results = [
-        alerts.send_slack(alerts.task_failure_message(context(ValueError("x")))),
+        alerts.send_slack(slack_messages.task_failure_message(context(ValueError("x")))),
         alerts.notify_drift({"drift_share": 0.5}),
         alerts.notify_promotion(SERVED),
     ]
@@ -362,7 +363,7 @@ def test_a_webhook_that_never_answers_costs_at_most_the_timeout(
     stub.mode, stub.delay = "slow", 30
     monkeypatch.setenv("MLP_ALERT_TIMEOUT_S", "2")
     get_settings.cache_clear()
-    alerts.send_slack(alerts.SlackMessage("warm-up", "imports and connection lookup are not timed"))
+    alerts.send_slack(slack_messages.SlackMessage("warm-up", "imports and connection lookup are not timed"))
     stub.posts.clear()
 
     started = time.monotonic()

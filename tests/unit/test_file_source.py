@@ -313,10 +313,10 @@ def test_weather_without_its_own_file_is_no_data_even_if_neighbours_exist(
 def test_source_conn_id_only_in_files_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MLP_FLIGHTS_SOURCE_CONN_ID", "source_files")
     flight_sources.source_settings.cache_clear()
-    assert PROBLEM.extra["source_conn_id"]() is None  # replay reads the package
+    assert PROBLEM.source_conn_id() is None  # replay reads the package
 
     _use_files(monkeypatch, "s3://b/{table}/{date}.csv")
-    assert PROBLEM.extra["source_conn_id"]() == "source_files"
+    assert PROBLEM.source_conn_id() == "source_files"
 
 
 # ------------------------------------------------------------------- extract_source's options
@@ -479,7 +479,7 @@ def test_source_storage_options_follow_the_problem_setting(
     _use_files(monkeypatch, "s3://b/{table}/{date}.csv", source_conn_id="source_files")
 
     assert source_storage_options(PROBLEM) == {"key": "AKIDEXAMPLE", "secret": "secret-key-example"}
-    assert source_storage_options(dataclasses.replace(PROBLEM, extra={})) is None
+    assert source_storage_options(dataclasses.replace(PROBLEM, source_conn_id=None)) is None
 
 
 def test_lake_conn_id_adds_the_connection_credentials_to_the_lake_options(connection: Callable[..., None]) -> None:

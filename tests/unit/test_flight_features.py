@@ -11,6 +11,7 @@ import pytest
 
 from include.flight_delay import PROBLEM, cleaning, features, serving
 from include.flight_delay.schemas import LEAKAGE_COLUMNS, CleanFlights, FlightFeatures
+from include.mlpipeline.core.request_frame import stack_columns
 from include.mlpipeline.data.quality import DataQualityError, apply_gate
 from include.mlpipeline.serving.columnar import ColumnarValidator
 
@@ -233,7 +234,9 @@ def test_the_json_fast_path_covers_the_flight_request_model() -> None:
     records = serving.canary_records()
 
     assert validator.enabled, validator.reason
-    pd.testing.assert_frame_equal(validator.frame(records), PROBLEM.request_frame(records))
+    columns = validator.columns(records)
+    assert columns is not None
+    pd.testing.assert_frame_equal(stack_columns([columns]), PROBLEM.request_frame(records))
 
 
 @pytest.mark.parametrize(

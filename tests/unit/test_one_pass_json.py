@@ -16,7 +16,13 @@ from pydantic import BaseModel, Field, ValidationInfo, field_validator
 from include.mlpipeline.core.problem import load_problem
 from include.mlpipeline.core.request_frame import stack_columns
 from include.mlpipeline.core.settings import Settings
-from include.mlpipeline.serving.app import _invalid_request, _one_pass_json_route, _PredictBodies, _request_model
+from include.mlpipeline.serving.request_parsing import (
+    PredictBodyParser,
+    RequestChecks,
+    invalid_request_handler,
+    one_pass_json_route,
+    predict_request_model,
+)
 
 
 class Body(BaseModel):
@@ -32,14 +38,19 @@ class Body(BaseModel):
 MODES: list[str] = []
 
 
+def decline(body: bytes) -> None:
+    """A fast parse that leaves every body to pydantic."""
+    return None
+
+
 def _app(one_pass: bool) -> TestClient:
     app = FastAPI()
-    app.add_exception_handler(RequestValidationError, _invalid_request)  # as the API does (NaN-safe 422)
+    app.add_exception_handler(RequestValidationError, invalid_request_handler)  # as the API does (NaN-safe 422)
 
     def echo(body: Body) -> dict[str, Any]:
         return {"items": body.items}
 
-    override = {"route_class_override": _one_pass_json_route(Body)} if one_pass else {}
+    override = {"route_class_override": one_pass_json_route(Body, decline)} if one_pass else {}
     app.router.add_api_route("/echo", echo, methods=["POST"], **override)
     return TestClient(app)
 
@@ -89,7 +100,7 @@ def test_a_fast_parse_that_answers_replaces_pydantic_and_one_that_declines_does_
         return {"items": body.items}
 
     app.router.add_api_route(
-        "/echo", echo, methods=["POST"], route_class_override=_one_pass_json_route(Body, fast_parse)
+        "/echo", echo, methods=["POST"], route_class_override=one_pass_json_route(Body, fast_parse)
     )
     client = TestClient(app)
 
@@ -102,10 +113,15 @@ def test_a_fast_parse_that_answers_replaces_pydantic_and_one_that_declines_does_
 
 # ------------------------------------------------------------------ /predict's bodies
 @pytest.fixture(scope="module")
-def bodies() -> _PredictBodies:
+def bodies() -> PredictBodyParser:
     problem = load_problem("include.flight_delay")
     settings = Settings(api_max_batch=3)
-    return _PredictBodies(problem, settings, _request_model(problem, settings))
+    return PredictBodyParser(problem, settings, predict_request_model(problem, settings))
+
+
+@pytest.fixture(scope="module")
+def checks() -> RequestChecks:
+    return RequestChecks(load_problem("include.flight_delay"))
 
 
 @pytest.fixture(scope="module")
@@ -113,11 +129,14 @@ def canaries() -> list[dict[str, Any]]:
     return load_problem("include.flight_delay").canary_records()
 
 
-def test_a_plain_body_is_checked_column_by_column(bodies: _PredictBodies, canaries: list[dict[str, Any]]) -> None:
+def test_a_plain_body_is_checked_column_by_column(
+    bodies: PredictBodyParser, checks: RequestChecks, canaries: list[dict[str, Any]]
+) -> None:
     parsed = bodies.parse(orjson.dumps({"flights": canaries[:3], "ignored": 1}))
 
     assert parsed is not None
-    frame = bodies.frame(parsed.flights)
+    frame, errors = checks.apply([bodies.columns(parsed.flights)], [parsed.flights])
+    assert errors == [None]
     pd.testing.assert_frame_equal(frame, bodies.problem.request_frame(canaries[:3]))
 
 
@@ -127,7 +146,7 @@ def test_a_plain_body_is_checked_column_by_column(bodies: _PredictBodies, canari
     ids=["not-an-object", "empty", "not-a-list", "broken", "wrong-key", "over-the-batch-limit"],
 )
 def test_other_bodies_are_left_to_pydantic(
-    bodies: _PredictBodies, canaries: list[dict[str, Any]], body: bytes | str
+    bodies: PredictBodyParser, canaries: list[dict[str, Any]], body: bytes | str
 ) -> None:
     if body == "over the limit":
         body = orjson.dumps({"flights": canaries[:4]})
@@ -136,23 +155,23 @@ def test_other_bodies_are_left_to_pydantic(
 
 @pytest.mark.parametrize("path", ["columnar", "pydantic"])
 def test_the_problems_request_checks_refuse_a_record_on_either_path(
-    bodies: _PredictBodies, canaries: list[dict[str, Any]], path: str
+    bodies: PredictBodyParser, checks: RequestChecks, canaries: list[dict[str, Any]], path: str
 ) -> None:
     records = [canaries[0], {**canaries[1], "month": 4, "day": 31}]
     body = orjson.dumps({"flights": records})
     parsed = bodies.parse(body) if path == "columnar" else bodies.body_model.model_validate_json(body)
 
-    with pytest.raises(RequestValidationError) as refused:
-        bodies.frame(parsed.flights)
+    _, (refused,) = checks.apply([bodies.columns(parsed.flights)], [parsed.flights])
 
-    (error,) = refused.value.errors()
+    assert isinstance(refused, RequestValidationError)
+    (error,) = refused.errors()
     assert error["loc"] == ("body", "flights", 1)
     assert error["msg"] == "Value error, 2013-04-31 is not a calendar date"
     assert error["input"]["day"] == 31
 
 
 def test_requests_scored_together_are_checked_together_and_refused_alone(
-    bodies: _PredictBodies, canaries: list[dict[str, Any]]
+    bodies: PredictBodyParser, checks: RequestChecks, canaries: list[dict[str, Any]]
 ) -> None:
     """One frame for a pass's requests (either path); a refused request leaves the others' rows in order."""
     good, bad, other = canaries[:2], [canaries[2], {**canaries[3], "month": 2, "day": 30}], canaries[4:6]
@@ -160,7 +179,7 @@ def test_requests_scored_together_are_checked_together_and_refused_alone(
     pydantic = bodies.body_model.model_validate_json(orjson.dumps({"flights": other}))
     records = [parsed[0].flights, parsed[1].flights, pydantic.flights]
 
-    frame, errors = bodies.checked([bodies.columns(r) for r in records], records)
+    frame, errors = checks.apply([bodies.columns(r) for r in records], records)
 
     pd.testing.assert_frame_equal(frame, bodies.problem.request_frame([*good, *other]))
     assert errors[0] is None and errors[2] is None
@@ -170,7 +189,7 @@ def test_requests_scored_together_are_checked_together_and_refused_alone(
 
 
 def test_columns_of_several_requests_stack_into_the_frame_concat_gives(
-    bodies: _PredictBodies, canaries: list[dict[str, Any]]
+    bodies: PredictBodyParser, canaries: list[dict[str, Any]]
 ) -> None:
     parts = [bodies.columnar.columns(canaries[i : i + 3]) for i in (0, 3, 5)]
 

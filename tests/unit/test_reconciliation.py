@@ -15,6 +15,7 @@ import pytest
 
 from include.mlpipeline.data.lake import Lake
 from include.mlpipeline.data.versioning import window_version
+from include.mlpipeline.monitoring import reconcile_stack
 from include.mlpipeline.monitoring import reconciliation as rec
 
 ROOT = "file:///lake"
@@ -226,7 +227,7 @@ def real_lake(tmp_path: Path) -> Lake:
 
 
 def test_collect_lake_reads_every_manifest(real_lake: Lake):
-    lake = rec.collect_lake(real_lake)
+    lake = reconcile_stack.collect_lake(real_lake)
     assert sorted(lake) == ["clean", "quarantine/clean", "raw/flights"]
     assert lake["clean"][DAYS[0]]["rows"] == 2
     assert rec.check_partitions(lake) == (1, [])
@@ -236,7 +237,7 @@ def test_collect_dvc_md5s_looks_up_the_dvc_layout(tmp_path: Path):
     stored = tmp_path / "remote" / "files" / "md5" / "ab" / "cdef"
     stored.parent.mkdir(parents=True)
     stored.write_bytes(b"x")
-    assert rec.collect_dvc_md5s(str(tmp_path / "remote"), ["abcdef", "ab0000", ""]) == {"abcdef"}
+    assert reconcile_stack.collect_dvc_md5s(str(tmp_path / "remote"), ["abcdef", "ab0000", ""]) == {"abcdef"}
 
 
 def test_events_from_json_accepts_the_api_answer_or_a_list():
@@ -252,19 +253,19 @@ def test_cli_exit_code_follows_the_report(real_lake: Lake, tmp_path: Path, capsy
     events = tmp_path / "events.json"
     events.write_text(json.dumps({"asset_events": [event]}))
     args = ["--lake-uri", real_lake.root_uri, "--events", str(events), "--no-models", "--json"]
-    assert rec.main(args) == 0
+    assert reconcile_stack.main(args) == 0
     assert json.loads(capsys.readouterr().out)["events"] == 1
 
     event["extra"]["rows_in"] = 4  # one row the lake never saw
     events.write_text(json.dumps([event]))
-    assert rec.main(args) == 1
+    assert reconcile_stack.main(args) == 1
     out = json.loads(capsys.readouterr().out)
     assert [f["check"] for f in out["failures"]] == ["event_rows_balance", "event_rows_vs_lake"]
 
 
 def test_cli_help_runs_as_a_module():
     result = subprocess.run(
-        [sys.executable, "-m", "include.mlpipeline.monitoring.reconciliation", "--help"],
+        [sys.executable, "-m", "include.mlpipeline.monitoring.reconcile_stack", "--help"],
         capture_output=True,
         text=True,
         timeout=120,

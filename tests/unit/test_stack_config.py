@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from stack import celery_workers_from_text, local_config
+from stack.config import celery_workers_from_text, local_config
 
 PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/airflow"
 CELERY = {"MLP_STACK_CELERY_BROKER_URL": "redis://x"}

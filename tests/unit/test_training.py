@@ -18,6 +18,16 @@ from include.mlpipeline.data.lake import Lake
 from include.mlpipeline.data.quality import DataQualityError
 from include.mlpipeline.data.versioning import window_version
 from include.mlpipeline.ml import training
+from include.mlpipeline.ml.candidates import CANDIDATES, build_candidate
+from include.mlpipeline.ml.metrics import choose_threshold, evaluate, rank_candidates
+from include.mlpipeline.ml.window import (
+    TrainingSet,
+    TrainingWindow,
+    load_training_set,
+    sample_quotas,
+    sample_rows,
+    select_window,
+)
 
 DAYS = [f"2013-03-{d:02d}" for d in range(1, 9)]
 
@@ -36,7 +46,7 @@ def feature_lake(lake: Lake, make_features: Callable[..., pd.DataFrame]) -> Lake
 
 # ---------------------------------------------------------------------------------- window
 def test_select_window_splits_by_day_without_overlap(feature_lake: Lake, split_settings: Settings) -> None:
-    window = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+    window = select_window("2013-03-08", lake=feature_lake, settings=split_settings)
 
     assert window.train_days == ["2013-03-03", "2013-03-04"]
     assert window.validation_days == ["2013-03-05", "2013-03-06"]
@@ -49,29 +59,29 @@ def test_select_window_splits_by_day_without_overlap(feature_lake: Lake, split_s
 
 
 def test_select_window_ignores_days_after_newest(feature_lake: Lake, split_settings: Settings) -> None:
-    window = training.select_window(dt.date(2013, 3, 6), window_days=5, lake=feature_lake, settings=split_settings)
+    window = select_window(dt.date(2013, 3, 6), window_days=5, lake=feature_lake, settings=split_settings)
 
     assert window.days == DAYS[1:6]
     assert window.train_days == ["2013-03-02"]
 
 
 def test_select_window_records_the_data_version(feature_lake: Lake, split_settings: Settings) -> None:
-    window = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+    window = select_window("2013-03-08", lake=feature_lake, settings=split_settings)
 
     assert window.content_hashes == {day: feature_lake.manifest(FEATURES, day)["content_hash"] for day in window.days}
     assert window.md5s == {day: feature_lake.manifest(FEATURES, day)["md5"] for day in window.days}
     assert window.data_version == window_version(window.md5s)
-    assert training.select_window("2013-03-08", lake=feature_lake, settings=split_settings) == window
-    assert training.TrainingWindow.from_dict(window.to_dict()) == window
+    assert select_window("2013-03-08", lake=feature_lake, settings=split_settings) == window
+    assert TrainingWindow.from_dict(window.to_dict()) == window
 
 
 def test_data_version_changes_when_a_day_is_rewritten(
     feature_lake: Lake, split_settings: Settings, make_features: Callable[..., pd.DataFrame]
 ) -> None:
-    before = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+    before = select_window("2013-03-08", lake=feature_lake, settings=split_settings)
     feature_lake.write(FEATURES, "2013-03-05", make_features("2013-03-05", rows=149))
 
-    after = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+    after = select_window("2013-03-08", lake=feature_lake, settings=split_settings)
 
     assert after.days == before.days
     assert after.data_version != before.data_version
@@ -84,14 +94,14 @@ def test_select_window_with_too_few_days_fails_naming_the_check(
         lake.write(FEATURES, day, make_features(day, rows=10))
 
     with pytest.raises(DataQualityError, match=r"enough_days.*4 feature partitions available, 5 needed"):
-        training.select_window("2013-03-08", lake=lake, settings=split_settings)
+        select_window("2013-03-08", lake=lake, settings=split_settings)
 
 
 # ------------------------------------------------------------------------------ training set
 def test_load_training_set_splits_rows_by_day(feature_lake: Lake, split_settings: Settings) -> None:
-    window = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+    window = select_window("2013-03-08", lake=feature_lake, settings=split_settings)
 
-    data = training.load_training_set(window, problem=PROBLEM, lake=feature_lake)
+    data = load_training_set(window, problem=PROBLEM, lake=feature_lake)
 
     assert (len(data.train), len(data.validation), len(data.test)) == (300, 300, 300)
     for part, days in (
@@ -108,12 +118,12 @@ def test_single_class_train_days_fail_naming_the_check(
 ) -> None:
     for day in DAYS[:5]:
         lake.write(FEATURES, day, make_features(day, rows=50, label=0 if day == DAYS[0] else None))
-    window = training.select_window("2013-03-05", lake=lake, settings=split_settings)
+    window = select_window("2013-03-05", lake=lake, settings=split_settings)
 
     with pytest.raises(
         DataQualityError, match=r"train_has_both_classes\. The train days 2013-03-01\.\.2013-03-01 hold 50"
     ):
-        training.load_training_set(window, problem=PROBLEM, lake=lake)
+        load_training_set(window, problem=PROBLEM, lake=lake)
 
 
 def test_training_set_rechecks_the_feature_contract(
@@ -122,18 +132,18 @@ def test_training_set_rechecks_the_feature_contract(
     broken = make_features("2013-03-07", rows=150)
     broken.loc[0, "dep_hour"] = 31
     feature_lake.write(FEATURES, "2013-03-07", broken)
-    window = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+    window = select_window("2013-03-08", lake=feature_lake, settings=split_settings)
 
     with pytest.raises(DataQualityError, match=r"training_set.*dep_hour:less_than_or_equal_to\(23\) \(1 rows\)"):
-        training.load_training_set(window, problem=PROBLEM, lake=feature_lake)
+        load_training_set(window, problem=PROBLEM, lake=feature_lake)
 
 
 # --------------------------------------------------------------- training set over the row cap
 def test_a_window_under_the_row_cap_is_loaded_whole(feature_lake: Lake, split_settings: Settings) -> None:
-    window = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+    window = select_window("2013-03-08", lake=feature_lake, settings=split_settings)
 
-    default = training.load_training_set(window, problem=PROBLEM, lake=feature_lake, settings=split_settings)
-    at_cap = training.load_training_set(window, problem=PROBLEM, lake=feature_lake, max_rows=900)
+    default = load_training_set(window, problem=PROBLEM, lake=feature_lake, settings=split_settings)
+    at_cap = load_training_set(window, problem=PROBLEM, lake=feature_lake, max_rows=900)
 
     assert split_settings.train_max_rows == 1_000_000
     assert (len(at_cap.train), len(at_cap.validation), len(at_cap.test)) == (300, 300, 300)
@@ -147,10 +157,10 @@ def test_a_window_under_the_row_cap_is_loaded_whole(feature_lake: Lake, split_se
 def test_a_window_over_the_row_cap_is_sampled_deterministically_from_every_day(
     feature_lake: Lake, split_settings: Settings
 ) -> None:
-    window = training.select_window("2013-03-08", lake=feature_lake, settings=split_settings)
+    window = select_window("2013-03-08", lake=feature_lake, settings=split_settings)
 
-    first = training.load_training_set(window, problem=PROBLEM, lake=feature_lake, max_rows=301)
-    second = training.load_training_set(window, problem=PROBLEM, lake=feature_lake, max_rows=301)
+    first = load_training_set(window, problem=PROBLEM, lake=feature_lake, max_rows=301)
+    second = load_training_set(window, problem=PROBLEM, lake=feature_lake, max_rows=301)
 
     assert first.rows <= 301
     assert (first.window_rows, first.max_rows, first.sampled) == (900, 301, True)
@@ -174,31 +184,31 @@ def test_sampling_keeps_each_days_share_and_a_thin_day(
     sizes = dict(zip(DAYS[2:], [400, 40, 200, 200, 200, 200], strict=True))
     for day, rows in sizes.items():
         lake.write(FEATURES, day, make_features(day, rows=rows))
-    window = training.select_window("2013-03-08", lake=lake, settings=split_settings)
+    window = select_window("2013-03-08", lake=lake, settings=split_settings)
 
-    data = training.load_training_set(window, problem=PROBLEM, lake=lake, max_rows=250, settings=split_settings)
+    data = load_training_set(window, problem=PROBLEM, lake=lake, max_rows=250, settings=split_settings)
 
     kept = pd.concat([data.train, data.validation, data.test])["sched_dep_ts"].dt.strftime("%Y-%m-%d").value_counts()
     assert kept.sum() <= 250
     assert set(kept.index) == set(sizes)
     assert kept[DAYS[2]] > 5 * kept[DAYS[3]] >= 5  # 10x the rows, about 10x the sample; the thin day stays
-    assert training.sample_quotas({"a": 3, "b": 1000, "c": 1000}, 100) == {"a": 1, "b": 49, "c": 49}
-    assert training.sample_quotas({"a": 0, "b": 10}, 5) == {"a": 0, "b": 5}
+    assert sample_quotas({"a": 3, "b": 1000, "c": 1000}, 100) == {"a": 1, "b": 49, "c": 49}
+    assert sample_quotas({"a": 0, "b": 10}, 5) == {"a": 0, "b": 5}
 
 
 def test_the_sample_follows_the_seed_and_nests(make_features: Callable[..., pd.DataFrame]) -> None:
     frame = make_features("2013-03-01", rows=200)
     key = PROBLEM.key_columns
 
-    small, large = training.sample_rows(frame, 20, key, seed=42), training.sample_rows(frame, 60, key, seed=42)
-    shuffled = training.sample_rows(frame.sample(frac=1, random_state=0), 20, key, seed=42)
+    small, large = sample_rows(frame, 20, key, seed=42), sample_rows(frame, 60, key, seed=42)
+    shuffled = sample_rows(frame.sample(frac=1, random_state=0), 20, key, seed=42)
 
     assert len(small) == 20
     assert set(small["flight_id"]) <= set(large["flight_id"])
     assert set(shuffled["flight_id"]) == set(small["flight_id"])  # the keys decide, not the row order
-    assert set(training.sample_rows(frame, 20, key, seed=7)["flight_id"]) != set(small["flight_id"])
+    assert set(sample_rows(frame, 20, key, seed=7)["flight_id"]) != set(small["flight_id"])
     assert small["flight_id"].tolist() == [f for f in frame["flight_id"] if f in set(small["flight_id"])]  # in order
-    assert training.sample_rows(frame, 500, key, seed=42) is frame
+    assert sample_rows(frame, 500, key, seed=42) is frame
 
 
 # -------------------------------------------------------------------------------- threshold
@@ -207,7 +217,7 @@ def test_choose_threshold_maximises_f1() -> None:
     y = np.array([0, 0, 1, 1])
     proba = np.array([0.1, 0.4, 0.35, 0.8])
 
-    assert training.choose_threshold(y, proba) == 0.35
+    assert choose_threshold(y, proba) == 0.35
 
 
 def test_choose_threshold_breaks_ties_towards_the_highest_cut_off() -> None:
@@ -215,7 +225,7 @@ def test_choose_threshold_breaks_ties_towards_the_highest_cut_off() -> None:
     y = np.array([1, 0, 0, 1])
     proba = np.array([0.6, 0.4, 0.3, 0.2])
 
-    assert training.choose_threshold(y, proba) == 0.6
+    assert choose_threshold(y, proba) == 0.6
 
 
 # ---------------------------------------------------------------------------------- metrics
@@ -223,7 +233,7 @@ def test_evaluate_a_perfect_classifier() -> None:
     y = np.array([0, 1, 0, 1, 1, 0])
     proba = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
 
-    metrics = training.evaluate(y, proba, threshold=0.5)
+    metrics = evaluate(y, proba, threshold=0.5)
 
     for name in ("roc_auc", "pr_auc", "f1", "precision", "recall"):
         assert metrics[name] == 1.0, name
@@ -238,7 +248,7 @@ def test_evaluate_a_random_classifier() -> None:
     y = rng.integers(0, 2, 4000)
     proba = rng.uniform(0, 1, 4000)
 
-    metrics = training.evaluate(y, proba, threshold=0.5)
+    metrics = evaluate(y, proba, threshold=0.5)
 
     assert metrics["roc_auc"] == pytest.approx(0.5, abs=0.03)
     assert metrics["pr_auc"] == pytest.approx(y.mean(), abs=0.03)
@@ -248,18 +258,18 @@ def test_evaluate_a_random_classifier() -> None:
 
 
 def test_evaluate_counts_a_probability_at_the_threshold_as_positive() -> None:
-    metrics = training.evaluate(np.array([0, 1]), np.array([0.2, 0.5]), threshold=0.5)
+    metrics = evaluate(np.array([0, 1]), np.array([0.2, 0.5]), threshold=0.5)
 
     assert metrics["precision"] == metrics["recall"] == 1.0
 
 
 # ------------------------------------------------------------------------------- candidates
 @pytest.fixture(scope="module")
-def training_set(make_features: Callable[..., pd.DataFrame]) -> training.TrainingSet:
+def training_set(make_features: Callable[..., pd.DataFrame]) -> TrainingSet:
     def days(*names: str) -> pd.DataFrame:
         return pd.concat([make_features(day, rows=250) for day in names], ignore_index=True)
 
-    return training.TrainingSet(
+    return TrainingSet(
         train=days("2013-03-01", "2013-03-02", "2013-03-03"),
         validation=days("2013-03-04"),
         test=days("2013-03-05"),
@@ -275,7 +285,7 @@ def one_thread() -> Iterator[None]:
 
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("name", ["hist_gradient_boosting", "random_forest"])
-def test_fit_candidate_is_reproducible_with_the_same_seed(name: str, training_set: training.TrainingSet) -> None:
+def test_fit_candidate_is_reproducible_with_the_same_seed(name: str, training_set: TrainingSet) -> None:
     first = training.fit_candidate(name, training_set, problem=PROBLEM, seed=7)
     second = training.fit_candidate(name, training_set, problem=PROBLEM, seed=7)
 
@@ -288,7 +298,7 @@ def test_fit_candidate_is_reproducible_with_the_same_seed(name: str, training_se
 
 
 @pytest.mark.usefixtures("one_thread")
-def test_baseline_candidate_ranks_at_chance(training_set: training.TrainingSet) -> None:
+def test_baseline_candidate_ranks_at_chance(training_set: TrainingSet) -> None:
     fitted = training.fit_candidate("baseline", training_set, problem=PROBLEM, seed=7)
 
     assert fitted.test["roc_auc"] == 0.5
@@ -297,13 +307,13 @@ def test_baseline_candidate_ranks_at_chance(training_set: training.TrainingSet) 
 
 def test_unknown_candidate_names_the_known_ones() -> None:
     with pytest.raises(KeyError, match=r"unknown candidate 'xgboost'; known: \['baseline', 'hist_gradient_boosting'"):
-        training.build_candidate("xgboost", PROBLEM, seed=0)
+        build_candidate("xgboost", PROBLEM, seed=0)
 
 
 def test_every_candidate_is_buildable() -> None:
-    assert set(training.CANDIDATES) == {"baseline", "logistic_regression", "hist_gradient_boosting", "random_forest"}
-    for name in training.CANDIDATES:
-        assert training.build_candidate(name, PROBLEM, seed=1).steps[-1][0] == "model"
+    assert set(CANDIDATES) == {"baseline", "logistic_regression", "hist_gradient_boosting", "random_forest"}
+    for name in CANDIDATES:
+        assert build_candidate(name, PROBLEM, seed=1).steps[-1][0] == "model"
 
 
 def test_rank_candidates_by_validation_auc_then_name() -> None:
@@ -313,4 +323,4 @@ def test_rank_candidates_by_validation_auc_then_name() -> None:
         {"name": "a", "validation": {"roc_auc": 0.7}},
     ]
 
-    assert [r["name"] for r in training.rank_candidates(results)] == ["c", "a", "b"]
+    assert [r["name"] for r in rank_candidates(results)] == ["c", "a", "b"]

@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -78,8 +78,14 @@ class ProblemSpec:
         canary_records: ``() -> list of request dicts`` used by deploy to smoke-test the live API.
         request_key: JSON key of the list of records in a /predict body (``{"<key>": [...]}``).
         positive_label / negative_label: Human names of the two classes in API answers.
-        extra: Optional hooks. ``extra["source_conn_id"]``: the Airflow connection id (or a callable
-            returning it, evaluated when the extract task runs) whose credentials the sources use.
+        source_conn_id: The Airflow connection whose credentials the sources' files need (fsspec
+            storage options, see ``orchestration.connections``), or a callable returning that id (or
+            None), evaluated when the extract task runs; None when the sources need no credentials.
+        drift_exclude: Features the drift monitor leaves out because they shift with the date by
+            construction (a month, days to a holiday): they would always drift.
+        intended_use: The model card's "intended use" paragraph (a generic one if None).
+        known_limits: Problem-specific limits the model card lists after those that follow from the
+            training window.
     """
 
     name: str
@@ -102,7 +108,10 @@ class ProblemSpec:
     positive_label: str = "positive"
     negative_label: str = "negative"
     request_checks: Callable[[pd.DataFrame], pd.Series] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    source_conn_id: str | Callable[[], str | None] | None = None
+    drift_exclude: tuple[str, ...] = ()
+    intended_use: str | None = None
+    known_limits: tuple[str, ...] = ()
 
     @property
     def feature_columns(self) -> list[str]:

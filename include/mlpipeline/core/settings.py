@@ -227,8 +227,8 @@ class Settings(EnvSettings):
     )
     sentry_dsn: SecretStr | None = Field(
         None,
-        description="Sentry DSN: errors of the prediction API, and (through scripts/stack.py) of Airflow tasks, "
-        "go there. Unset: no Sentry.",
+        description="Sentry DSN: errors of the prediction API, and (through scripts/stack/airflow_settings.py) of "
+        "Airflow tasks, go there. Unset: no Sentry.",
     )
     sentry_environment: str = Field("local", description="Sentry environment tag (e.g. local, staging, production).")
 
@@ -245,8 +245,8 @@ class Settings(EnvSettings):
     statsd_address: str | None = Field(
         None,
         description="host:port of the StatsD server (statsd_exporter, or the local bridge) that Airflow sends its "
-        "own metrics to; scripts/stack.py turns it into Airflow's [metrics] statsd_* settings. Under astro dev "
-        "start, docker-compose.override.yml sets AIRFLOW__METRICS__* itself.",
+        "own metrics to; scripts/stack/airflow_settings.py turns it into Airflow's [metrics] statsd_* settings. "
+        "Under astro dev start, docker-compose.override.yml sets AIRFLOW__METRICS__* itself.",
     )
 
     @field_validator("pushgateway_url", "statsd_address")

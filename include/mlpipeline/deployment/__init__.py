@@ -1,0 +1,1 @@
+"""Deployment: serving an approved model (verified, rolled back on failure), A/B tests, simulated traffic."""

@@ -1,0 +1,1 @@
+"""Machine learning: the training window, candidates, metrics, evaluation, MLflow tracking and the registry."""

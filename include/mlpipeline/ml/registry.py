@@ -18,8 +18,10 @@ from typing import Any
 
 from include.mlpipeline.core.problem import load_problem
 from include.mlpipeline.core.settings import get_settings
+from include.mlpipeline.ml.candidates import BASELINE
+from include.mlpipeline.ml.metrics import evaluate, rank_candidates
 from include.mlpipeline.ml.tracking import configure, registered_model_name
-from include.mlpipeline.ml.training import BASELINE, TrainingWindow, evaluate, load_training_set, rank_candidates
+from include.mlpipeline.ml.window import TrainingWindow, load_training_set
 from include.mlpipeline.telemetry import pipeline_metrics
 
 log = logging.getLogger(__name__)

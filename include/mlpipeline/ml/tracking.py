@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from include.mlpipeline.core.code_version import code_version
 from include.mlpipeline.core.problem import ProblemSpec, load_problem
 from include.mlpipeline.core.settings import Settings, get_settings
-from include.mlpipeline.ml.training import (
-    SKOPS_TRUSTED_TYPES,
-    FittedCandidate,
-    TrainingSet,
-    TrainingWindow,
-    fit_candidate,
-    load_training_set,
-)
+from include.mlpipeline.ml.candidates import SKOPS_TRUSTED_TYPES, FittedCandidate
+from include.mlpipeline.ml.window import TrainingSet, TrainingWindow
 
 log = logging.getLogger(__name__)
 
@@ -85,18 +76,18 @@ def _sample_params(data: TrainingSet) -> dict[str, Any]:
     }
 
 
-def train_candidate(
-    name: str, window: dict[str, Any], parent_run_id: str, *, evaluation_artifacts: bool = True
+def log_candidate_run(
+    fitted: FittedCandidate,
+    *,
+    window: TrainingWindow,
+    data: TrainingSet,
+    parent_run_id: str,
+    problem: ProblemSpec,
+    seed: int,
+    evaluation_folder: Path | None = None,
 ) -> dict[str, Any]:
-    """Fit one candidate on the window and log it as a child run of ``parent_run_id``.
-
-    Args:
-        name: Candidate name (a key of ``training.CANDIDATES``).
-        window: A :class:`TrainingWindow` as a dict.
-        parent_run_id: The training run's parent MLflow run.
-        evaluation_artifacts: Also log the evaluation figures, tables and model card under
-            ``evaluation/`` (see :mod:`include.mlpipeline.ml.evaluation`). The train DAG always does;
-            False saves their few seconds where only the metrics matter (some tests).
+    """Log a fitted candidate as a child run of ``parent_run_id``: parameters, metrics, the feature
+    list, its evaluation folder (under ``evaluation/``) and the model with signature and input example.
 
     Returns:
         name, run id, model URI, threshold, validation and test metrics (small: goes to XCom).
@@ -104,40 +95,16 @@ def train_candidate(
     import mlflow
     from mlflow.models import infer_signature
 
-    settings = get_settings()
-    problem = load_problem()
-    configure(settings, problem)
-    training_window = TrainingWindow.from_dict(window)
-    data = load_training_set(training_window, problem=problem)
-    fitted = fit_candidate(name, data, problem=problem, seed=settings.random_seed)
     example = data.validation[problem.feature_columns].head(5)
     signature = infer_signature(example, fitted.pipeline.predict_proba(example))
-    version = code_version()
-    tags = {"candidate": name, "data_version": training_window.data_version, "code_version": version}
-    # Written before the run opens, so a failing plot cannot leave a half-logged child run.
-    evaluation = (
-        _write_evaluation(
-            name,
-            window=training_window,
-            data=data,
-            fitted=fitted,
-            problem=problem,
-            seed=settings.random_seed,
-            version=version,
-        )
-        if evaluation_artifacts
-        else None
-    )
-    with (
-        evaluation or contextlib.nullcontext(),
-        mlflow.start_run(run_name=name, parent_run_id=parent_run_id, nested=True, tags=tags) as run,
-    ):
+    tags = {"candidate": fitted.name, "data_version": window.data_version, "code_version": code_version()}
+    with mlflow.start_run(run_name=fitted.name, parent_run_id=parent_run_id, nested=True, tags=tags) as run:
         mlflow.log_params(
             {
-                "candidate": name,
+                "candidate": fitted.name,
                 "threshold": round(fitted.threshold, 6),
-                "seed": settings.random_seed,
-                **_window_params(training_window),
+                "seed": seed,
+                **_window_params(window),
                 **_sample_params(data),
                 **{
                     f"model__{k}": v
@@ -149,8 +116,8 @@ def train_candidate(
         mlflow.log_metrics({f"validation_{k}": v for k, v in fitted.validation.items()})
         mlflow.log_metrics({f"test_{k}": v for k, v in fitted.test.items()})
         mlflow.log_dict({"features": problem.feature_columns, "target": problem.target}, "feature_list.json")
-        if evaluation is not None:
-            mlflow.log_artifacts(evaluation.name, artifact_path="evaluation")
+        if evaluation_folder is not None:
+            mlflow.log_artifacts(str(evaluation_folder), artifact_path="evaluation")
         info = mlflow.sklearn.log_model(
             fitted.pipeline,
             name="model",
@@ -161,53 +128,16 @@ def train_candidate(
             skops_trusted_types=SKOPS_TRUSTED_TYPES,
             metadata={
                 "threshold": fitted.threshold,
-                "data_version": training_window.data_version,
+                "data_version": window.data_version,
                 "features": problem.feature_columns,
                 "problem": problem.name,
             },
         )
     return {
-        "name": name,
+        "name": fitted.name,
         "run_id": run.info.run_id,
         "model_uri": info.model_uri,
         "threshold": fitted.threshold,
         "validation": fitted.validation,
         "test": fitted.test,
     }
-
-
-def _write_evaluation(
-    name: str,
-    *,
-    window: TrainingWindow,
-    data: TrainingSet,
-    fitted: FittedCandidate,
-    problem: ProblemSpec,
-    seed: int,
-    version: str,
-) -> tempfile.TemporaryDirectory:
-    """The evaluation artifacts of one candidate in a temporary folder (deleted when the caller leaves it).
-
-    Returns:
-        The temporary directory; use it as a context manager to delete it.
-    """
-    from include.mlpipeline.ml.evaluation import write_evaluation
-
-    started = time.perf_counter()
-    folder = tempfile.TemporaryDirectory(prefix=f"evaluation-{name}-")
-    try:
-        write_evaluation(
-            Path(folder.name),
-            problem=problem,
-            candidate=name,
-            window=window,
-            data=data,
-            fitted=fitted,
-            seed=seed,
-            code_version=version,
-        )
-    except BaseException:
-        folder.cleanup()
-        raise
-    log.info("%s: evaluation artifacts written in %.1fs", name, time.perf_counter() - started)
-    return folder

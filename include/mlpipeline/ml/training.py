@@ -1,409 +1,25 @@
-"""Training: window selection, time-based split, candidate pipelines, evaluation, threshold choice.
+"""Training one candidate: fit it on the window's train days, choose its threshold, score it, log it.
 
-The split is by day: the last ``test_days`` of the window are the held-out test set, the
-``validation_days`` before them choose the threshold and the best candidate, and the rest fits the
-models. Later days are never used to fit earlier ones.
-
-Threshold rule: the probability cut-off that maximizes F1 on the validation days (ties: the
-highest cut-off, i.e. the fewest false alarms). It is chosen before the test days are looked at and
-stored with the model.
+:func:`fit_candidate` is the modelling step alone (no MLflow); :func:`train_candidate` is what one
+mapped task of the train DAG runs: load the window, fit, write the evaluation artifacts, and log the
+candidate as a child run of the training run (:mod:`include.mlpipeline.ml.tracking`).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-from sklearn.compose import ColumnTransformer
-from sklearn.dummy import DummyClassifier
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (
-    average_precision_score,
-    brier_score_loss,
-    f1_score,
-    log_loss,
-    precision_recall_curve,
-    precision_score,
-    recall_score,
-    roc_auc_score,
-)
-from sklearn.model_selection import StratifiedKFold
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
-
 from include.mlpipeline.core.problem import ProblemSpec, load_problem
-from include.mlpipeline.core.settings import Settings, get_settings
-from include.mlpipeline.data.etl import FEATURES
-from include.mlpipeline.data.lake import Lake, PartitionNotFoundError, as_day
-from include.mlpipeline.data.quality import DataQualityError, apply_gate
-from include.mlpipeline.data.versioning import window_version
+from include.mlpipeline.core.settings import get_settings
+from include.mlpipeline.ml.candidates import FittedCandidate, build_candidate
+from include.mlpipeline.ml.metrics import choose_threshold, evaluate
+from include.mlpipeline.ml.window import TrainingSet, TrainingWindow, load_training_set
 
 log = logging.getLogger(__name__)
-
-CLIP_Z = 5.0
-
-
-# ------------------------------------------------------------------------------------ window
-@dataclass(frozen=True)
-class TrainingWindow:
-    """Which feature partitions a training run uses, and how they split."""
-
-    train_days: list[str]
-    validation_days: list[str]
-    test_days: list[str]
-    data_version: str
-    content_hashes: dict[str, str]
-    md5s: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def days(self) -> list[str]:
-        return [*self.train_days, *self.validation_days, *self.test_days]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainingWindow:
-        return cls(**data)
-
-
-def select_window(
-    newest: str | dt.date | None = None,
-    *,
-    window_days: int | None = None,
-    lake: Lake | None = None,
-    settings: Settings | None = None,
-) -> TrainingWindow:
-    """The last ``window_days`` feature partitions up to ``newest``, split by day.
-
-    Raises:
-        DataQualityError: if the window has too few days for a train, a validation and a test part.
-    """
-    settings = settings or get_settings()
-    lake = lake or Lake.from_settings()
-    window_days = window_days or settings.train_window_days
-    available = lake.partitions(FEATURES)
-    if newest is not None:
-        cutoff = as_day(newest)
-        available = [d for d in available if d <= cutoff]
-    days = available[-window_days:]
-    needed = settings.validation_days + settings.test_days + 1
-    if len(days) < needed:
-        raise DataQualityError(
-            "training_window",
-            {"enough_days": 0},
-            f"{len(days)} feature partitions available, {needed} needed "
-            f"({settings.test_days} test + {settings.validation_days} validation + at least 1 to train).",
-        )
-    iso = [d.isoformat() for d in days]
-    test = iso[-settings.test_days :]
-    validation = iso[-(settings.test_days + settings.validation_days) : -settings.test_days]
-    train = iso[: -(settings.test_days + settings.validation_days)]
-    hashes, md5s = {}, {}
-    for day in days:
-        manifest = lake.manifest(FEATURES, day) or {}
-        hashes[day.isoformat()] = manifest.get("content_hash", "")
-        md5s[day.isoformat()] = manifest.get("md5", "")
-    # The data version is built from the files' md5s: the DVC addresses the bytes can be restored by.
-    window = TrainingWindow(train, validation, test, window_version(md5s), hashes, md5s)
-    log.info(
-        "window %s..%s: %d train, %d validation, %d test days; data version %s",
-        iso[0],
-        iso[-1],
-        len(train),
-        len(validation),
-        len(test),
-        window.data_version,
-    )
-    return window
-
-
-@dataclass
-class TrainingSet:
-    """The window's rows split by day; ``window_rows`` and ``max_rows`` say whether it was sampled."""
-
-    train: pd.DataFrame
-    validation: pd.DataFrame
-    test: pd.DataFrame
-    window_rows: int | None = None  # rows the window's partitions hold (None: not read from a lake)
-    max_rows: int | None = None  # the cap it was loaded under
-
-    @property
-    def rows(self) -> int:
-        return len(self.train) + len(self.validation) + len(self.test)
-
-    @property
-    def sampled(self) -> bool:
-        return self.window_rows is not None and self.rows < self.window_rows
-
-
-def sample_quotas(rows: Mapping[str, int], max_rows: int) -> dict[str, int]:
-    """How many rows each day keeps so that the window holds at most ``max_rows``.
-
-    Args:
-        rows: Rows of each day's partition.
-        max_rows: The cap on the whole window.
-
-    Returns:
-        Rows to keep per day: all of them when the window fits under the cap; otherwise the same share
-        of every day (so each part, and each day, keeps its weight in the window), plus one row per
-        non-empty day when the cap leaves room for it, never more than ``max_rows`` in total.
-    """
-    total = sum(rows.values())
-    if total <= max_rows:
-        return dict(rows)
-    nonempty = sum(1 for count in rows.values() if count > 0)
-    # One row per day is set aside first, so a thin day (a holiday, a partial delivery) is not sampled away.
-    reserved = 1 if max_rows >= nonempty else 0
-    spread = max_rows - reserved * nonempty
-    # Integer arithmetic: the floors sum to at most ``spread``, so the total never exceeds the cap.
-    return {day: min(count, reserved + count * spread // total) if count else 0 for day, count in rows.items()}
-
-
-def sample_rows(frame: pd.DataFrame, keep: int, key_columns: Sequence[str], seed: int) -> pd.DataFrame:
-    """The ``keep`` rows of ``frame`` whose key hashes lowest, in the frame's order.
-
-    Which rows are kept depends on their keys and the seed, not on their order in the file, so the
-    same partition gives the same sample in every run; and samples are nested (a larger ``keep``
-    keeps every row a smaller one keeps), so windows that overlap share most rows on their common days.
-
-    Args:
-        frame: One partition.
-        keep: Rows to keep; ``frame`` is returned as it is if it has no more than that.
-        key_columns: Columns identifying a row (all columns if none of them is in the frame).
-        seed: Salt of the hash (the pipeline's random seed).
-
-    Returns:
-        At most ``keep`` rows, index reset.
-    """
-    if keep >= len(frame):
-        return frame
-    columns = [c for c in key_columns if c in frame.columns] or list(frame.columns)
-    salt = f"{seed % 10**16:016d}"  # pandas' hash key: 16 characters
-    hashes = pd.util.hash_pandas_object(frame[columns], index=False, hash_key=salt).to_numpy()
-    chosen = np.sort(np.argsort(hashes, kind="stable")[:keep])
-    return frame.iloc[chosen].reset_index(drop=True)
-
-
-def load_training_set(
-    window: TrainingWindow,
-    *,
-    problem: ProblemSpec | None = None,
-    lake: Lake | None = None,
-    settings: Settings | None = None,
-    max_rows: int | None = None,
-) -> TrainingSet:
-    """Read the window, re-check it against the feature contract, split it by day.
-
-    The window is read one partition at a time. If it holds more than ``max_rows`` rows, each
-    partition is cut to its quota (:func:`sample_quotas`, :func:`sample_rows`) as soon as it is read,
-    so at most the cap plus one partition is ever held, however long or dense the window.
-
-    Args:
-        window: The window (:func:`select_window`).
-        problem: The problem (default: settings.problem).
-        lake: The data lake (default: from settings).
-        settings: Pipeline settings (default: from the environment): the cap and the seed.
-        max_rows: Most rows to load (default: settings.train_max_rows).
-
-    Returns:
-        The train, validation and test rows, and the window's size before sampling.
-
-    Raises:
-        DataQualityError: if the data breaks the feature contract (no row may fail here: feature
-            partitions already passed that gate), or a part has a single class.
-    """
-    settings = settings or get_settings()
-    problem = problem or load_problem()
-    lake = lake or Lake.from_settings()
-    max_rows = settings.train_max_rows if max_rows is None else max_rows
-    days = [as_day(day).isoformat() for day in window.days]
-    sizes = {}
-    for day in days:  # the manifests say how big the window is before any data is read
-        manifest = lake.manifest(FEATURES, day)
-        if manifest is None:
-            raise PartitionNotFoundError(f"no committed partition {FEATURES}/date={day} in {lake.root_uri}")
-        sizes[day] = int(manifest["rows"])
-    window_rows = sum(sizes.values())
-    quotas = sample_quotas(sizes, max_rows)
-    if sum(quotas.values()) < window_rows:
-        log.info(
-            "window %s..%s holds %d rows, more than train_max_rows %d: each of its %d days keeps %.1f%% of its "
-            "rows (at least one), chosen by a hash of %s seeded with %d",
-            days[0],
-            days[-1],
-            window_rows,
-            max_rows,
-            len(days),
-            100 * sum(quotas.values()) / window_rows,
-            "+".join(problem.key_columns) or "every column",
-            settings.random_seed,
-        )
-    frames = []
-    for day in days:
-        frames.append(sample_rows(lake.read(FEATURES, day), quotas[day], problem.key_columns, settings.random_seed))
-    row_days = pd.Series(np.repeat(days, [len(frame) for frame in frames]))
-    frame = pd.concat(frames, ignore_index=True)
-    del frames  # the parts are copies of it below: do not hold the pieces as well
-    checked = apply_gate(frame, problem.feature_schema, gate="training_set", max_quarantine_share=0.0).valid
-    parts = {}
-    for name, part_days in (
-        ("train", window.train_days),
-        ("validation", window.validation_days),
-        ("test", window.test_days),
-    ):
-        part = checked.loc[row_days.isin([as_day(d).isoformat() for d in part_days]).to_numpy()]
-        part = part.reset_index(drop=True)
-        classes = sorted(int(value) for value in part[problem.target].unique())
-        if len(classes) < 2:
-            raise DataQualityError(
-                "training_set",
-                {f"{name}_has_both_classes": 0},
-                f"The {name} days {part_days[0]}..{part_days[-1]} hold {len(part)} rows with label values "
-                f"{classes}: a classifier needs both classes.",
-            )
-        parts[name] = part
-    data = TrainingSet(**parts, window_rows=window_rows, max_rows=max_rows)
-    log.info(
-        "training set: %s rows%s",
-        {k: len(v) for k, v in parts.items()},
-        f" (sampled from {window_rows})" if data.sampled else "",
-    )
-    return data
-
-
-# -------------------------------------------------------------------------------- candidates
-def _linear_preprocessing(problem: ProblemSpec) -> ColumnTransformer:
-    # Clipping standardized values keeps a linear model sane on test days outside the training range
-    # (a calendar feature one step past what a short window saw would otherwise dominate the logit).
-    numeric = make_pipeline(
-        SimpleImputer(strategy="median", add_indicator=True),
-        StandardScaler(),
-        # np.clip itself (not a function of ours) so the pickled model needs no project code to load.
-        FunctionTransformer(np.clip, kw_args={"a_min": -CLIP_Z, "a_max": CLIP_Z}, feature_names_out="one-to-one"),
-    )
-    # Categories seen fewer than 20 times, and categories never seen in training, share one
-    # "infrequent" column: an unknown carrier is answered like a rare one, never with an error.
-    categorical = OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=20, sparse_output=False)
-    return ColumnTransformer(
-        [
-            ("numeric", numeric, list(problem.numeric_features)),
-            ("categorical", categorical, list(problem.categorical_features)),
-        ]
-    )
-
-
-def _tree_preprocessing(problem: ProblemSpec, seed: int, impute: bool) -> ColumnTransformer:
-    # Target encoding = the delay rate of each carrier, route, airport in the training window,
-    # cross-fitted so a row never sees its own label. Unknown categories get the overall rate.
-    numeric: Any = SimpleImputer(strategy="median", add_indicator=True) if impute else "passthrough"
-    return ColumnTransformer(
-        [
-            ("numeric", numeric, list(problem.numeric_features)),
-            (
-                "categorical",
-                TargetEncoder(target_type="binary", cv=StratifiedKFold(5, shuffle=True, random_state=seed)),
-                list(problem.categorical_features),
-            ),
-        ]
-    )
-
-
-def _baseline(problem: ProblemSpec, seed: int) -> Pipeline:
-    return Pipeline([("preprocess", _linear_preprocessing(problem)), ("model", DummyClassifier(strategy="prior"))])
-
-
-def _logistic_regression(problem: ProblemSpec, seed: int) -> Pipeline:
-    model = LogisticRegression(C=0.5, max_iter=2000, random_state=seed)
-    return Pipeline([("preprocess", _linear_preprocessing(problem)), ("model", model)])
-
-
-def _hist_gradient_boosting(problem: ProblemSpec, seed: int) -> Pipeline:
-    model = HistGradientBoostingClassifier(
-        learning_rate=0.1,
-        max_iter=100,
-        max_leaf_nodes=15,
-        min_samples_leaf=100,
-        early_stopping=False,
-        random_state=seed,
-    )
-    return Pipeline([("preprocess", _tree_preprocessing(problem, seed, impute=False)), ("model", model)])
-
-
-def _random_forest(problem: ProblemSpec, seed: int) -> Pipeline:
-    model = RandomForestClassifier(
-        n_estimators=150, max_depth=12, min_samples_leaf=20, max_features="sqrt", n_jobs=1, random_state=seed
-    )
-    return Pipeline([("preprocess", _tree_preprocessing(problem, seed, impute=True)), ("model", model)])
-
-
-CANDIDATES: dict[str, Callable[[ProblemSpec, int], Pipeline]] = {
-    "baseline": _baseline,
-    "logistic_regression": _logistic_regression,
-    "hist_gradient_boosting": _hist_gradient_boosting,
-    "random_forest": _random_forest,
-}
-BASELINE = "baseline"
-
-# Models are saved with skops, which refuses to load any type not explicitly trusted. These are the
-# types our candidate families store (all from numpy and scikit-learn); add yours for a new family.
-SKOPS_TRUSTED_TYPES = [
-    "numpy.clip",
-    "numpy.dtype",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.model_selection._split.StratifiedKFold",
-    "sklearn.tree._tree.Tree",
-]
-
-
-def build_candidate(name: str, problem: ProblemSpec, seed: int) -> Pipeline:
-    if name not in CANDIDATES:
-        raise KeyError(f"unknown candidate {name!r}; known: {sorted(CANDIDATES)}")
-    return CANDIDATES[name](problem, seed)
-
-
-# -------------------------------------------------------------------------------- evaluation
-def choose_threshold(y_true: np.ndarray, proba: np.ndarray) -> float:
-    """The cut-off maximizing F1 on these labels (ties: the highest cut-off). See the module doc."""
-    precision, recall, thresholds = precision_recall_curve(y_true, proba)
-    if len(thresholds) == 0:
-        return 0.5
-    with np.errstate(divide="ignore", invalid="ignore"):
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)[:-1]
-    best = np.flatnonzero(f1 == f1.max())
-    return float(thresholds[best[-1]])
-
-
-def evaluate(y_true: np.ndarray, proba: np.ndarray, threshold: float) -> dict[str, float]:
-    """Ranking, calibration and decision metrics of probabilities ``proba`` for labels ``y_true``."""
-    predicted = (proba >= threshold).astype(int)
-    return {
-        "roc_auc": float(roc_auc_score(y_true, proba)),
-        "pr_auc": float(average_precision_score(y_true, proba)),
-        "log_loss": float(log_loss(y_true, np.clip(proba, 1e-7, 1 - 1e-7), labels=[0, 1])),
-        "brier": float(brier_score_loss(y_true, proba)),
-        "f1": float(f1_score(y_true, predicted, zero_division=0)),
-        "precision": float(precision_score(y_true, predicted, zero_division=0)),
-        "recall": float(recall_score(y_true, predicted, zero_division=0)),
-        "positive_rate": float(np.mean(y_true)),
-        "rows": float(len(y_true)),
-    }
-
-
-@dataclass
-class FittedCandidate:
-    name: str
-    pipeline: Pipeline
-    threshold: float
-    validation: dict[str, float]
-    test: dict[str, float]
 
 
 def fit_candidate(
@@ -435,6 +51,80 @@ def fit_candidate(
     return fitted
 
 
-def rank_candidates(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Candidates ordered best first by validation ROC AUC (the test days stay untouched by selection)."""
-    return sorted(results, key=lambda r: (-r["validation"]["roc_auc"], r["name"]))
+def train_candidate(
+    name: str, window: dict[str, Any], parent_run_id: str, *, evaluation_artifacts: bool = True
+) -> dict[str, Any]:
+    """Fit one candidate on the window and log it as a child run of ``parent_run_id``.
+
+    Args:
+        name: Candidate name (a key of ``candidates.CANDIDATES``).
+        window: A :class:`TrainingWindow` as a dict.
+        parent_run_id: The training run's parent MLflow run.
+        evaluation_artifacts: Also log the evaluation figures, tables and model card under
+            ``evaluation/`` (see :mod:`include.mlpipeline.ml.evaluation`). The train DAG always does;
+            False saves their few seconds where only the metrics matter (some tests).
+
+    Returns:
+        name, run id, model URI, threshold, validation and test metrics (small: goes to XCom).
+    """
+    from include.mlpipeline.core.code_version import code_version
+    from include.mlpipeline.ml import tracking
+
+    settings = get_settings()
+    problem = load_problem()
+    tracking.configure(settings, problem)
+    training_window = TrainingWindow.from_dict(window)
+    data = load_training_set(training_window, problem=problem)
+    fitted = fit_candidate(name, data, problem=problem, seed=settings.random_seed)
+    # Written before the run opens, so a failing plot cannot leave a half-logged child run.
+    folder = tempfile.TemporaryDirectory(prefix=f"evaluation-{name}-") if evaluation_artifacts else None
+    try:
+        if folder is not None:
+            _write_evaluation(
+                Path(folder.name),
+                window=training_window,
+                data=data,
+                fitted=fitted,
+                problem=problem,
+                seed=settings.random_seed,
+                version=code_version(),
+            )
+        return tracking.log_candidate_run(
+            fitted,
+            window=training_window,
+            data=data,
+            parent_run_id=parent_run_id,
+            problem=problem,
+            seed=settings.random_seed,
+            evaluation_folder=Path(folder.name) if folder is not None else None,
+        )
+    finally:
+        if folder is not None:
+            folder.cleanup()
+
+
+def _write_evaluation(
+    folder: Path,
+    *,
+    window: TrainingWindow,
+    data: TrainingSet,
+    fitted: FittedCandidate,
+    problem: ProblemSpec,
+    seed: int,
+    version: str,
+) -> None:
+    """The evaluation artifacts of one candidate, written into ``folder``."""
+    from include.mlpipeline.ml.evaluation import write_evaluation
+
+    started = time.perf_counter()
+    write_evaluation(
+        folder,
+        problem=problem,
+        candidate=fitted.name,
+        window=window,
+        data=data,
+        fitted=fitted,
+        seed=seed,
+        code_version=version,
+    )
+    log.info("%s: evaluation artifacts written in %.1fs", fitted.name, time.perf_counter() - started)

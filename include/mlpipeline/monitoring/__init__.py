@@ -1,1 +1,1 @@
-"""Monitoring: drift and live performance of the served model, and the pipeline's own metrics."""
+"""Monitoring: the served model against live outcomes and drift, and the reconciliation of the whole pipeline."""

@@ -55,7 +55,7 @@ DRIFT_THRESHOLD = 0.25
 
 
 def monitored_features(problem: ProblemSpec) -> list[str]:
-    excluded = set(problem.extra.get("drift_exclude", ()))
+    excluded = set(problem.drift_exclude)
     return [c for c in problem.feature_columns if c not in excluded]
 
 

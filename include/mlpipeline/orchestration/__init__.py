@@ -1,1 +1,1 @@
-"""Airflow glue: assets, default arguments and task helpers. The only part of include/ that imports Airflow."""
+"""Orchestration: Airflow's side (assets, DAG defaults, task helpers, alerts). The only layer that imports Airflow."""

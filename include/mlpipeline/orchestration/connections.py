@@ -101,7 +101,7 @@ def connection_storage_options(conn: Connection) -> dict[str, Any]:
 def source_storage_options(problem: ProblemSpec | None = None) -> dict[str, Any] | None:
     """The storage options of the problem's source connection, or None if it names none.
 
-    A problem names its sources' connection in ``extra["source_conn_id"]``: a string, or a callable
+    A problem names its sources' connection in ``source_conn_id``: a string, or a callable
     returning one (the example reads ``MLP_FLIGHTS_SOURCE_CONN_ID`` that way, when the task runs).
 
     Args:
@@ -113,7 +113,7 @@ def source_storage_options(problem: ProblemSpec | None = None) -> dict[str, Any]
     from include.mlpipeline.core.problem import load_problem
 
     problem = problem or load_problem()
-    conn_id = problem.extra.get("source_conn_id")
+    conn_id = problem.source_conn_id
     conn_id = conn_id() if callable(conn_id) else conn_id
     if not conn_id:
         return None

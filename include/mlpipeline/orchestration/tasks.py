@@ -11,7 +11,8 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from include.mlpipeline.core.jsonable import json_safe
-from include.mlpipeline.orchestration.alerts import TaskFailureAlert, protect_sentry_events, tag_quality_failure
+from include.mlpipeline.orchestration.alerts import TaskFailureAlert
+from include.mlpipeline.orchestration.sentry_hooks import protect_sentry_events, tag_quality_failure
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ def default_args(**overrides: Any) -> dict[str, Any]:
 
     Data errors do not use these retries: :func:`fail_fast_on_data_errors` fails them at once.
     A task's final failure goes to Slack (a blocked quality gate with its own message), and, when
-    Airflow's Sentry integration is on, its Sentry event is scrubbed of secrets (see ``alerts``).
+    Airflow's Sentry integration is on, its Sentry event is scrubbed of secrets (see ``sentry_hooks``).
     """
     return {
         "owner": OWNER,

@@ -65,7 +65,6 @@ class Coalescer(Generic[Job, Result]):
         self._changed = threading.Condition()
         self._last_jobs = 0  # jobs in the last batch, and how long it took
         self._last_seconds = 0.0
-        self.batches = 0  # batches run so far (for tests and metrics)
 
     @property
     def waiting(self) -> int:
@@ -110,7 +109,6 @@ class Coalescer(Generic[Job, Result]):
         return batch
 
     def _run(self, batch: list[_Slot[Job, Result]]) -> None:
-        self.batches += 1
         started = time.perf_counter()
         try:
             try:

@@ -1,12 +1,12 @@
 """Parsed JSON request records checked column by column against the request model (the API's fast path).
 
 :class:`ColumnarValidator` checks parsed JSON records column by column against the request model's
-field types and bounds, and builds the request frame (:mod:`include.mlpipeline.core.request_frame`)
-without creating one pydantic object per record. It accepts only records whose every value is
-already in its final form (an ``int`` field holding a JSON integer, a datetime as plain ISO-8601
-text, ...). Anything else, valid or not, it declines, and the caller validates with pydantic
-instead, so the answer to a valid body is the same frame either way and an invalid body gets
-pydantic's own 422.
+field types and bounds, and builds the columns of the request frame
+(:mod:`include.mlpipeline.core.request_frame`) without creating one pydantic object per record. It
+accepts only records whose every value is already in its final form (an ``int`` field holding a JSON
+integer, a datetime as plain ISO-8601 text, ...). Anything else, valid or not, it declines, and the
+caller validates with pydantic instead, so the answer to a valid body is the same frame either way
+and an invalid body gets pydantic's own 422.
 """
 
 from __future__ import annotations
@@ -92,12 +92,12 @@ def _field_rules(model: type[BaseModel]) -> tuple[dict[str, _Rule], str | None]:
 
 
 class ColumnarValidator:
-    """Checks JSON request records column by column and returns their frame (see the module docstring).
+    """Checks JSON request records column by column and returns their columns (see the module docstring).
 
     Supported models: fields of type ``int``, ``float``, ``bool``, ``str``, ``str | None`` or
     ``datetime`` with bounds (``ge``/``gt``/``le``/``lt``) and lengths (``min_length``/
     ``max_length``); no validators, no aliases. For any other model :attr:`enabled` is False and
-    :meth:`frame` always declines.
+    :meth:`columns` always declines.
     """
 
     def __init__(self, model: type[BaseModel]):
@@ -109,16 +109,11 @@ class ColumnarValidator:
         if not self.enabled:
             log.info("%s is validated record by record (pydantic): %s", model.__name__, self.reason)
 
-    def frame(self, records: Any) -> pd.DataFrame | None:
-        """The request frame of ``records`` (parsed JSON), as :func:`records_frame` builds it from the
-        same records validated by pydantic; None when any record is outside what this checks (then
-        validate with pydantic: the records may still be valid, or be refused with its errors)."""
-        columns = self.columns(records)
-        return None if columns is None else pd.DataFrame(columns)
-
     def columns(self, records: Any) -> dict[str, Any] | None:
-        """:meth:`frame`'s columns, not yet a frame: the API stacks those of concurrent requests
-        (:func:`stack_columns`) and builds one frame for all of them."""
+        """The columns of ``records`` (parsed JSON), as :func:`records_columns` builds them from the same
+        records validated by pydantic; None when any record is outside what this checks (then validate
+        with pydantic: the records may still be valid, or be refused with its errors). Not yet a frame:
+        the API stacks the columns of concurrent requests (:func:`stack_columns`) into one frame."""
         if not self.enabled or type(records) is not list or not records:
             return None
         if set(map(type, records)) != {dict} or set(map(len, records)) != {len(self._names)}:
@@ -200,7 +195,7 @@ def _any_iso_timestamps(values: Sequence[str]) -> pd.DatetimeIndex:
 
 
 class _DeclinedError(Exception):
-    """A value outside what ColumnarValidator checks (see its ``frame``)."""
+    """A value outside what ColumnarValidator checks (see its ``columns``)."""
 
 
 def _require(condition: bool) -> None:

@@ -1,0 +1,1 @@
+"""Telemetry: what the pipeline and the API say about themselves (Pushgateway metrics, Sentry errors)."""
