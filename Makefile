@@ -11,7 +11,7 @@ export PYTHONPATH := $(CURDIR)
 .PHONY: help venv run airflow repro test test-fast test-e2e lint format lock clean monitoring-tools security
 
 help:  ## List the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 venv: $(STAMP)  ## Create or update .venv from requirements.lock (exactly what CI tested)
 

@@ -87,8 +87,8 @@ def celery_workers_from_text(text: str) -> tuple[tuple[str, str], ...]:
 def local_config(environ: dict[str, str] | None = None) -> StackConfig:
     """The configuration `make run` uses: state in .local/, the lake in data/lake, default ports.
 
-    The production-like backends are a matter of environment, not code (README, "Production-like
-    stack"): ``MLP_STACK_AIRFLOW_DB_URL`` (SQLAlchemy URL of the metadata database),
+    The production-like backends are a matter of environment, not code (docs/deployment.md,
+    "Production-like stack"): ``MLP_STACK_AIRFLOW_DB_URL`` (SQLAlchemy URL of the metadata database),
     ``MLP_STACK_MLFLOW_BACKEND_URI`` (MLflow's backend store), and for the CeleryExecutor
     ``MLP_STACK_CELERY_BROKER_URL`` with ``MLP_STACK_CELERY_WORKERS`` (``name:queue,...``; the train
     DAG's candidates go to the queue named by ``MLP_TRAINING_QUEUE``). Unset, everything is SQLite

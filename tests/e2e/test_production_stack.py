@@ -9,6 +9,8 @@ the training worker.
 
 from __future__ import annotations
 
+import os
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 
@@ -23,6 +25,7 @@ from stack.stack import Stack
 pytestmark = pytest.mark.e2e
 
 REDIS_DB = 11  # a database of the machine's Redis that nothing else here uses; flushed before and after
+REDIS = urllib.parse.urlsplit(os.environ.get("MLP_TEST_REDIS_URL", "redis://127.0.0.1:6379"))
 
 
 @pytest.fixture(scope="module")
@@ -31,14 +34,14 @@ def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack
     airflow_db, mlflow_db = f"mlp_e2e_airflow_{suffix}", f"mlp_e2e_mlflow_{suffix}"
     airflow_url = create_postgres_database(airflow_db)
     mlflow_url = create_postgres_database(mlflow_db)
-    broker = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    broker = redis.Redis(host=REDIS.hostname, port=REDIS.port or 6379, db=REDIS_DB)
     broker.flushdb()
     config = StackConfig.isolated(
         tmp_path_factory.mktemp("prod-stack"),
         executor="CeleryExecutor",
         airflow_db_url=airflow_url.replace("postgresql://", "postgresql+psycopg2://"),
         mlflow_backend_uri=mlflow_url,
-        celery_broker_url=f"redis://127.0.0.1:6379/{REDIS_DB}",
+        celery_broker_url=f"redis://{REDIS.hostname}:{REDIS.port or 6379}/{REDIS_DB}",
         celery_result_backend=f"db+{airflow_url}",
         celery_workers=(("worker-default", "default"), ("worker-training", "training")),
         extra_env={

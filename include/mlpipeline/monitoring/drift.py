@@ -17,7 +17,7 @@ default share threshold of 30% flags 13 of 47 weeks: the February blizzard, the 
 the December snow, and several spring and autumn temperature swings. Short summer thunderstorms
 barely move a week's distributions: drift alone misses them, the live-performance check is there
 for that. Calendar features that shift by construction (the problem lists them in
-``extra["drift_exclude"]``, e.g. month) are not tested. **Live performance** is the champion's log
+``ProblemSpec.drift_exclude``, e.g. month) are not tested. **Live performance** is the champion's log
 loss and ROC AUC on served predictions whose outcome is known, next to its offline test metrics.
 
 A retrain is requested when the share of drifted features reaches ``MLP_DRIFT_SHARE_THRESHOLD`` or
