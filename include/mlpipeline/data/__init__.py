@@ -1,0 +1,1 @@
+"""Data: the lake, source files, quality gates, the ETL and feature steps, DVC data versions."""
