@@ -66,3 +66,17 @@ def test_no_module_is_over_the_size_a_reader_takes_in() -> None:
         for path in (ROOT / folder).rglob("*.py")
     }
     assert {name: lines for name, lines in sizes.items() if lines > 430} == {}
+
+
+def test_every_package_under_include_is_in_git() -> None:
+    """A folder of modules without a tracked ``__init__.py`` still imports here (as a namespace package)
+    but is a different package in a clean clone, and an ignore rule can hide it (``data/`` once did)."""
+    import subprocess
+
+    tracked = set(
+        subprocess.run(
+            ["git", "ls-files", "include"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.split()
+    )
+    folders = {str(Path(name).parent) for name in tracked if name.endswith(".py")}
+    assert sorted(f"{folder}/__init__.py" for folder in folders if f"{folder}/__init__.py" not in tracked) == []
