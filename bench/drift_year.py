@@ -15,7 +15,7 @@ champion is assumed to have been trained by `select_window`, as the train DAG do
 
 - **rolling** (first table): before each week, a champion trained on the last
   `MLP_TRAIN_WINDOW_DAYS` (60) feature days up to the day before the week. Its reference is that
-  window without its `MLP_TEST_DAYS` (5) test days: 55 days ending 6 days before the week. This is
+  window without its 5 test days (the problem's split): 55 days ending 6 days before the week. This is
   the freshest champion the pipeline can have (train runs after every ETL day and is promoted
   only when it wins), so these shares are the least drift the monitor can see.
 - **retrain cycle** (second table): the champion changes only when the monitor requests a retrain
@@ -70,7 +70,7 @@ from include.mlpipeline.data import etl
 from include.mlpipeline.data.lake import Lake
 from include.mlpipeline.data.quality import DataQualityError
 from include.mlpipeline.ml import training
-from include.mlpipeline.ml.candidates import CANDIDATES
+from include.mlpipeline.ml.candidates import problem_candidates
 from include.mlpipeline.ml.metrics import evaluate
 from include.mlpipeline.ml.window import TrainingWindow, load_training_set, select_window
 from include.mlpipeline.monitoring import drift
@@ -88,6 +88,13 @@ KNOWN_EVENTS = [
     ("2013-12-08", "2013-12-17", "December snow (8-10, 14-15, 17 Dec)"),
     ("2013-12-30", "2013-12-31", "no weather data after 30 Dec 18:00 (a gap, not weather)"),
 ]
+
+
+def training_window_days(settings: Any) -> int:
+    """The training window the pipeline would use: the setting, else the problem's split."""
+    from include.mlpipeline.ml.window import effective_split
+
+    return effective_split(load_problem(), settings).window_days or 60
 
 
 def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -256,7 +263,7 @@ def replay(
     for monitor_day in monitor_days:
         started = time.monotonic()
         eve = monitor_day - dt.timedelta(days=settings.drift_window_days)  # the day before the week
-        fresh = champion_window(eve, settings.train_window_days, lake=lake, settings=settings)
+        fresh = champion_window(eve, training_window_days(settings), lake=lake, settings=settings)
         fresh_reference = reference_of(fresh, lake=lake, problem=problem)
         rolling.append(check_week(monitor_day, fresh, fresh_reference, lake=lake, problem=problem, settings=settings))
         comparisons += 1
@@ -322,7 +329,7 @@ def outcome_of(outcomes: pd.DataFrame, start: str, end: str) -> tuple[float, flo
 
 def print_rolling(rolling: list[dict[str, Any]], outcomes: pd.DataFrame, settings: Settings) -> None:
     print(
-        f"\n### Rolling champion (retrained on the last {settings.train_window_days} days before each week)\n\n"
+        f"\n### Rolling champion (retrained on the last {training_window_days(settings)} days before each week)\n\n"
         "| week | reference (train + validation days) | flights | late | worst day (cancelled) | Δ temp °F "
         "| drift share | top drifted features (PSI) | retrain | known events |\n"
         "| --- | --- | ---: | ---: | --- | ---: | ---: | --- | :---: | --- |"
@@ -575,7 +582,7 @@ def main() -> None:
     parser.add_argument(
         "--live-candidate",
         default="hist_gradient_boosting",
-        choices=sorted(CANDIDATES),
+        choices=sorted(problem_candidates(load_problem())),
         help="the candidate family fitted with --live (default: hist_gradient_boosting)",
     )
     args = parser.parse_args()
@@ -591,7 +598,7 @@ def main() -> None:
     first_week = (
         dt.date.fromisoformat(args.first_week) if args.first_week else start + dt.timedelta(settings.bootstrap_days + 1)
     )
-    retrain_windows = args.retrain_window_days or sorted({settings.retrain_window_days, settings.train_window_days})
+    retrain_windows = args.retrain_window_days or sorted({settings.retrain_window_days, training_window_days(settings)})
     try:
         print(f"lake {settings.lake_uri}: building {start}..{end}", flush=True)
         started = time.monotonic()

@@ -300,14 +300,20 @@ def run_stage(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------------------------- parent
 def split_settings(days: int) -> dict[str, str]:
     """Window settings for a run over ``days`` days: the shipped ones, or a smaller split for short runs."""
-    from include.mlpipeline.core.settings import Settings
+    from include.mlpipeline.core.problem import load_problem
+    from include.mlpipeline.core.split import PartSize
 
-    fields = Settings.model_fields
-    window, validation, test = (fields[n].default for n in ("train_window_days", "validation_days", "test_days"))
+    split = load_problem().split
+    window = split.window_days or days
+    validation, test = (int(PartSize.parse(size).amount) for size in (split.validation, split.test))
     if days >= window:
         return {}
     held_out = max(1, min(validation, test, (days - 1) // 3))
-    return {"MLP_TRAIN_WINDOW_DAYS": str(days), "MLP_VALIDATION_DAYS": str(held_out), "MLP_TEST_DAYS": str(held_out)}
+    return {
+        "MLP_TRAIN_WINDOW_DAYS": str(days),
+        "MLP_VALIDATION_SIZE": f"{held_out} days",
+        "MLP_TEST_SIZE": f"{held_out} days",
+    }
 
 
 def stage_env(scale_dir: Path, templates: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
@@ -369,8 +375,8 @@ def report(
 ) -> None:
     split = split_settings(args.days)
     window = (
-        f"window {split['MLP_TRAIN_WINDOW_DAYS']} days ({split['MLP_VALIDATION_DAYS']} validation, "
-        f"{split['MLP_TEST_DAYS']} test; shortened for a short run)"
+        f"window {split['MLP_TRAIN_WINDOW_DAYS']} days ({split['MLP_VALIDATION_SIZE']} validation, "
+        f"{split['MLP_TEST_SIZE']} test; shortened for a short run)"
         if split
         else "window as shipped (MLP_TRAIN_WINDOW_DAYS 60: 50 train, 5 validation, 5 test days)"
     )
@@ -543,11 +549,14 @@ def main() -> None:
         run_stage(args)
         return
 
-    from include.mlpipeline.ml.candidates import CANDIDATES
+    from include.mlpipeline.core.problem import load_problem
+    from include.mlpipeline.ml.candidates import problem_candidates
 
-    unknown = sorted(set(args.candidates) - set(CANDIDATES))
+    known = problem_candidates(load_problem())
+
+    unknown = sorted(set(args.candidates) - set(known))
     if unknown:
-        parser.error(f"unknown candidates {unknown}; known: {sorted(CANDIDATES)}")
+        parser.error(f"unknown candidates {unknown}; known: {sorted(known)}")
     if not 3 <= args.days <= 365:
         parser.error("--days must be 3..365 (a window needs a train, a validation and a test day)")
     if args.scales[0] != 1 or any(k < 1 for k in args.scales):

@@ -73,8 +73,8 @@ def train_and_register(tracking_uri: str, lake_uri: str, candidate: str) -> Mode
             "MLP_LAKE_URI": lake_uri,
             "MLP_REGISTERED_MODEL_NAME": "bench_serving",
             "MLP_EXPERIMENT_NAME": "bench_serving",
-            "MLP_VALIDATION_DAYS": "3",
-            "MLP_TEST_DAYS": "3",
+            "MLP_VALIDATION_SIZE": "3 days",
+            "MLP_TEST_SIZE": "3 days",
             "MLP_DVC_ENABLED": "false",
         }
     )
@@ -338,7 +338,7 @@ def breakdown(model: Model, workload: Workload, repeats: int = 30) -> list[tuple
         frame = timed("build_features", problem.build_features, clean)
         keys = frame[problem.key_columns[0]].astype(str)
         timed("A/B assignment", assign_variants, list(keys), 0.0)
-        probabilities = timed("model predict_proba", served.predict_proba, frame)
+        probabilities = timed("model predict_proba", served.predict, frame)
         columns = {"id": keys.to_numpy(), "probability": probabilities}
         batch = ScoredBatch(now_utc(), columns, frame, tuple(problem.feature_columns))
         timed("prediction log rows + features hash (flush thread)", ScoredBatch.rows, [batch])

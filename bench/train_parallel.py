@@ -194,12 +194,13 @@ def main() -> None:
         build_lake(days)
         lake_seconds = time.perf_counter() - started
 
-        from include.mlpipeline.ml.candidates import CANDIDATES
+        from include.mlpipeline.core.problem import load_problem
+        from include.mlpipeline.ml.candidates import problem_candidates
         from include.mlpipeline.ml.window import load_training_set, select_window
 
         window = select_window(window_days=args.days)
         data = load_training_set(window)
-        candidates = list(CANDIDATES)
+        candidates = list(problem_candidates(load_problem()))
         warm_up()
         context = multiprocessing.get_context("spawn")
         with context.Manager() as manager, ProcessPoolExecutor(args.workers, mp_context=context) as pool:

@@ -2,12 +2,15 @@
 ### Train: candidate models in parallel, tracked in MLflow, the best registered and gated
 
 Scheduled on **feature_data | retrain_requested** (new features, or the monitor found drift; a
-drift retrain uses the shorter `MLP_RETRAIN_WINDOW_DAYS` window). Selects the last `window_days`
-feature partitions (default `MLP_TRAIN_WINDOW_DAYS`) and splits them by day into train, validation
-and test. A parent MLflow run holds one child run per candidate; the candidates (a trivial baseline
-and several model families) train in parallel. The best on validation is registered as a new
-version with alias `challenger`; it is approved for deploy only if it passes the floor (beats the
-baseline) and beats the current champion on the same test days by `MLP_PROMOTION_MIN_GAIN`.
+drift retrain uses the shorter `MLP_RETRAIN_WINDOW_DAYS` window). Selects the training window (the
+problem's split, `MLP_TRAIN_WINDOW_DAYS`, `MLP_VALIDATION_SIZE`, `MLP_TEST_SIZE`): the newest feature
+days split by day into train, validation and test, or a snapshot's newest load split by a seeded
+hash of its rows. A parent MLflow run holds one child run per candidate; the problem's candidates
+(a trivial baseline and several model families) train in parallel, each after a hyperparameter
+search when `MLP_SEARCH_TRIALS` > 0. The best on validation (by the problem's primary metric) is
+registered as a new version with alias `challenger`; it is approved for deploy only if it passes the
+floor (beats the baseline) and beats the current champion on the same test rows by
+`MLP_PROMOTION_MIN_GAIN`.
 
 Trigger it by hand with a run conf to retrain on another window or candidate list, e.g.
 `{"window_days": 30, "candidates": ["baseline", "logistic_regression"]}`.
@@ -65,13 +68,10 @@ def train():
 
     @task
     def list_candidates() -> list[str]:
-        from include.mlpipeline.ml.candidates import BASELINE, CANDIDATES
+        from include.mlpipeline.core.problem import load_problem
+        from include.mlpipeline.ml.candidates import chosen_candidates
 
-        chosen = list(get_current_context()["params"].get("candidates") or CANDIDATES)
-        unknown = sorted(set(chosen) - set(CANDIDATES))
-        if unknown:
-            raise ValueError(f"unknown candidates {unknown}; known: {sorted(CANDIDATES)}")
-        return chosen if BASELINE in chosen else [BASELINE, *chosen]
+        return chosen_candidates(load_problem(), get_current_context()["params"].get("candidates"))
 
     # Its own queue under Celery (MLP_TRAINING_QUEUE), so training scales with its own workers.
     @task(map_index_template="{{ candidate }}", queue=get_settings().training_queue)

@@ -12,11 +12,12 @@ features and request model, and point ``MLP_PROBLEM`` at your copy.
 | cleaning rules and joins | ``cleaning`` |
 | features and target | ``features`` |
 | API request row, lookups, canary flights | ``serving`` |
+| candidate models and the training split | ``models`` |
 """
 
 from __future__ import annotations
 
-from include.flight_delay import cleaning, features, schemas, serving, sources
+from include.flight_delay import cleaning, features, models, schemas, serving, sources
 from include.mlpipeline.core.problem import ProblemSpec, Source
 
 PROBLEM = ProblemSpec(
@@ -46,6 +47,7 @@ PROBLEM = ProblemSpec(
     serving_frame=serving.serving_frame,
     request_checks=serving.impossible_dates,
     canary_records=serving.canary_records,
+    request_records=serving.request_records,
     request_key="flights",
     positive_label="delayed",
     negative_label="on_time",
@@ -53,4 +55,7 @@ PROBLEM = ProblemSpec(
     # the source files' credentials, or None (replay, or files reachable without one).
     source_conn_id=sources.source_conn_id,
     drift_exclude=("month", "days_to_holiday"),
+    task="binary",
+    candidates=models.CANDIDATES,
+    split=models.SPLIT,
 )

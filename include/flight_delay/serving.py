@@ -1,4 +1,5 @@
-"""What the API needs to know about flights: the request row, its lookups, canary flights.
+"""What the API needs to know about flights: the request row, its lookups, canary flights, and the
+requests that clean rows stand for (the traffic replay's).
 
 A request carries only what is known before departure: the raw ``flights`` columns without
 dep_time, dep_delay, arr_time, arr_delay and air_time (sending one of those is a 422). The API looks
@@ -97,6 +98,8 @@ def load_serving_context() -> FlightLookups:
 
 
 _UPPER_CASE = ("origin", "dest", "carrier")
+# Every flight departs New York: the source's time_hour is the scheduled local hour in this zone, in UTC.
+LOCAL_TIME_ZONE = "America/New_York"
 
 
 def impossible_dates(requests: pd.DataFrame) -> pd.Series:
@@ -150,3 +153,29 @@ def canary_records() -> list[dict[str, Any]]:
         if isinstance(record["tailnum"], float):  # NaN from the CSV
             record["tailnum"] = None
     return [FlightRequest.model_validate(r).model_dump(mode="json") for r in records]
+
+
+def request_records(clean: pd.DataFrame) -> list[dict[str, Any]]:
+    """The request each clean flight stands for, as a caller would have sent it before departure.
+
+    The clean table keeps every request field but ``time_hour``, which is rebuilt as the source
+    defines it: the scheduled departure's local hour in New York, as a UTC timestamp (an hour that
+    does not exist locally, when clocks go forward, moves to the next; one that occurs twice, when
+    they go back, is the first). Codes are as cleaning left them (the raw values, which the clean
+    contract requires upper case).
+
+    Args:
+        clean: Rows of the clean table (:class:`~include.flight_delay.schemas.CleanFlights`).
+
+    Returns:
+        One :class:`FlightRequest` record (JSON form) per row, in the rows' order.
+    """
+    fields = [name for name in FlightRequest.model_fields if name != "time_hour"]
+    local_hour = pd.to_datetime(clean["sched_dep_ts"]).dt.floor("h")
+    time_hour = local_hour.dt.tz_localize(LOCAL_TIME_ZONE, ambiguous=True, nonexistent="shift_forward")
+    rows = clean[fields].astype(object).where(clean[fields].notna(), None).to_dict(orient="records")
+    stamps = time_hour.dt.tz_convert("UTC").tolist()
+    return [
+        FlightRequest.model_validate({**row, "time_hour": stamp}).model_dump(mode="json")
+        for row, stamp in zip(rows, stamps, strict=True)
+    ]

@@ -79,6 +79,21 @@ def test_batch_keeps_order_and_matches_the_registered_model(client, flights, reg
     np.testing.assert_allclose(live, expected, rtol=0, atol=1e-12)
 
 
+def test_the_answer_is_the_documented_response(client, flights):
+    """The hand-encoded answer is exactly what /openapi.json documents (extra fields are refused)."""
+    response = predict(client, flights)
+    (route,) = [route for route in client.app.routes if getattr(route, "path", None) == "/predict"]
+
+    answer = route.response_model.model_validate_json(response.content)
+
+    assert len(answer.predictions) == len(flights)
+    documented = client.get("/openapi.json").json()["components"]["schemas"]
+    assert list(documented["Prediction"]["properties"]) == [
+        "id", "probability", "label", "positive", "variant", "model_version",
+    ]  # fmt: skip
+    assert "threshold" in documented["PredictResponse"]["required"]
+
+
 def test_unknown_categories_are_answered(client, flights):
     """A carrier and airports never seen in training get a probability, not a 500 (documented rule)."""
     record = {**flights[0], "carrier": "ZZ", "origin": "QQQ", "dest": "XXX", "tailnum": "N0NE"}
@@ -161,6 +176,7 @@ def test_model_lineage(client, registered_model):
     assert len(info["data_version"]) == 16
     assert info["run_id"]
     assert 0 < info["threshold"] < 1
+    assert (info["task"], info["classes"]) == ("binary", [0, 1])
     assert info["metrics"]["test_roc_auc"] > 0.5
     assert info["params"]["window_start"] == "2013-06-01"
     assert info["tags"]["candidate"] == "logistic_regression"

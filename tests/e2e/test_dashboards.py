@@ -143,8 +143,8 @@ def setup(
         extra_env={
             "MLP_ETL_SCHEDULE": "none",
             "MLP_BOOTSTRAP_DAYS": "20",
-            "MLP_VALIDATION_DAYS": "4",
-            "MLP_TEST_DAYS": "4",
+            "MLP_VALIDATION_SIZE": "4 days",
+            "MLP_TEST_SIZE": "4 days",
             "MLP_FLIGHTS_DATA_DIR": str(source_dir),
             "MLP_AB_CHALLENGER_SHARE": "0.5",
             "MLP_AB_MIN_SAMPLES": "10",

@@ -77,8 +77,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, source_dir: Path, slack: Sla
         extra_env={
             "MLP_ETL_SCHEDULE": "none",  # trigger-only: the only runs are the ones this module starts
             "MLP_BOOTSTRAP_DAYS": "20",
-            "MLP_VALIDATION_DAYS": "4",
-            "MLP_TEST_DAYS": "4",
+            "MLP_VALIDATION_SIZE": "4 days",
+            "MLP_TEST_SIZE": "4 days",
             "MLP_FLIGHTS_DATA_DIR": str(source_dir),
             "AIRFLOW_CONN_SLACK_DEFAULT": slack.connection_json(),
             "MLP_ALERT_TIMEOUT_S": "5",

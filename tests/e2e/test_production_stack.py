@@ -5,6 +5,10 @@ Configuration only (scripts/stack/ passes settings and Airflow env vars; no code
 `make run`). The test creates its own databases and Redis database and removes them afterwards.
 It runs the chain from an ETL trigger to a served model and checks that the training tasks ran on
 the training worker.
+
+It runs the second example, `include.penguins` (a regression on a snapshot table, no time axis),
+so that the whole chain runs end to end for both shipped examples: the other end-to-end modules
+run the flights example.
 """
 
 from __future__ import annotations
@@ -45,10 +49,8 @@ def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack
         celery_result_backend=f"db+{airflow_url}",
         celery_workers=(("worker-default", "default"), ("worker-training", "training")),
         extra_env={
+            "MLP_PROBLEM": "include.penguins",
             "MLP_ETL_SCHEDULE": "none",
-            "MLP_BOOTSTRAP_DAYS": "16",
-            "MLP_VALIDATION_DAYS": "3",
-            "MLP_TEST_DAYS": "3",
             "MLP_TRAINING_QUEUE": "training",
             "MLP_DVC_ENABLED": "false",
         },
@@ -84,6 +86,24 @@ def test_chain_reaches_a_served_model(production_stack: Stack, chain: dict):
     version = str(events["asset_events"][-1]["extra"]["version"])
     model = httpx.get(f"{production_stack.config.api_url}/model").json()
     assert model["model_version"] == version
+    assert (model["task"], model["classes"]) == ("regression", None)
+
+
+def test_the_served_regression_answers_with_values(production_stack: Stack, chain: dict):
+    from include.penguins import PROBLEM
+
+    canaries = PROBLEM.canary_records()
+    response = httpx.post(
+        f"{production_stack.config.api_url}/predict",
+        json={PROBLEM.request_key: canaries},
+        headers=production_stack.api_headers(),
+        timeout=60,
+    )
+
+    assert response.status_code == 200, response.text
+    predictions = response.json()["predictions"]
+    assert [p["id"] for p in predictions] == [c["penguin_id"] for c in canaries]
+    assert all(2000 < p["value"] < 7000 and "probability" not in p for p in predictions)
 
 
 def executed(stack: Stack, worker: str) -> list[str]:

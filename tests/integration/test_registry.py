@@ -78,8 +78,8 @@ def lake_uri(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> It
         MLP_MLFLOW_TRACKING_URI=mlflow_server,
         MLP_LAKE_URI=uri,
         MLP_EXPERIMENT_NAME=EXPERIMENT,
-        MLP_VALIDATION_DAYS="3",
-        MLP_TEST_DAYS="3",
+        MLP_VALIDATION_SIZE="3 days",
+        MLP_TEST_SIZE="3 days",
         MLP_TRAIN_WINDOW_DAYS="60",
         MLP_RANDOM_SEED="42",
         MLP_PROMOTION_MIN_GAIN="0.002",
@@ -210,6 +210,39 @@ def test_child_runs_keep_their_lineage_and_log_evaluation_artifacts(trained: Tra
     assert f"{result['threshold']:.4f}" in card
     assert f"| roc_auc | {result['validation']['roc_auc']:.4f} | {result['test']['roc_auc']:.4f} |" in card
     assert threshold_rule().startswith("the probability cut-off that maximizes F1")
+
+
+def test_child_runs_log_their_input_dataset_and_task(trained: Trained, client) -> None:
+    import mlflow
+
+    result = trained.result("logistic_regression")
+    run = client.get_run(result["run_id"])
+
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.name == f"features@{trained.window['data_version']}"
+    assert dataset.dataset.source.endswith("/features") or "features" in dataset.dataset.source
+    assert [tag.value for tag in dataset.tags if tag.key == "mlflow.data.context"] == ["training"]
+    metadata = mlflow.models.get_model_info(result["model_uri"]).metadata
+    assert (metadata["task"], metadata["classes"]) == ("binary", [0, 1])
+
+
+def test_a_search_logs_its_trials_as_nested_runs_and_trains_the_best(trained: Trained, client) -> None:
+    with environment(MLP_SEARCH_TRIALS="3"):
+        result = train_candidate(
+            "logistic_regression", trained.window, trained.parent_run_id, evaluation_artifacts=False
+        )
+
+    run = client.get_run(result["run_id"])
+    trials = client.search_runs(
+        [run.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )
+    assert run.data.tags["mlflow.parentRunId"] == trained.parent_run_id
+    assert run.data.params["search_trials"] == "3"
+    assert len(trials) == 3
+    assert all("validation_roc_auc" in trial.data.metrics and "C" in trial.data.params for trial in trials)
+    best = max(trials, key=lambda trial: trial.data.metrics["validation_roc_auc"])
+    assert float(best.data.params["C"]) == pytest.approx(result["params"]["C"])
+    assert run.data.metrics["validation_roc_auc"] == pytest.approx(best.data.metrics["validation_roc_auc"])
 
 
 def test_evaluation_report_needs_no_mlflow(lake_uri: str, tmp_path: Path) -> None:

@@ -36,8 +36,8 @@ def small_pipeline(tracking_uri: str, lake_uri: str, name: str, **more: str) -> 
         "MLP_LAKE_URI": lake_uri,
         "MLP_REGISTERED_MODEL_NAME": name,
         "MLP_EXPERIMENT_NAME": name,
-        "MLP_VALIDATION_DAYS": "3",
-        "MLP_TEST_DAYS": "3",
+        "MLP_VALIDATION_SIZE": "3 days",
+        "MLP_TEST_SIZE": "3 days",
         **more,
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 
@@ -12,6 +13,8 @@ import pytest
 from include.flight_delay import PROBLEM, cleaning, features, serving
 from include.flight_delay.schemas import LEAKAGE_COLUMNS, CleanFlights, FlightFeatures
 from include.mlpipeline.core.request_frame import stack_columns
+from include.mlpipeline.data.etl import CLEAN
+from include.mlpipeline.data.lake import Lake
 from include.mlpipeline.data.quality import DataQualityError, apply_gate
 from include.mlpipeline.serving.columnar import ColumnarValidator
 
@@ -255,3 +258,25 @@ def test_impossible_dates_are_named_and_real_ones_pass(date: tuple[int, int, int
     requests = PROBLEM.request_frame([serving.canary_records()[0], {**serving.canary_records()[0], **record}])
 
     assert serving.impossible_dates(requests).tolist() == [None, reason]
+
+
+@pytest.mark.parametrize(
+    "day",
+    [SKEW_DAY, dt.date(2013, 3, 10), dt.date(2013, 11, 3)],
+    ids=["june", "clocks-go-forward", "clocks-go-back"],
+)
+def test_clean_rows_give_back_the_requests_their_raw_rows_were(
+    real_raw: Callable[[dt.date], dict[str, pd.DataFrame]], lake: Lake, day: dt.date
+) -> None:
+    """The traffic replay sends the requests of a day's clean partition: exactly those the day's raw
+    flights were (the request fields, time_hour in UTC), in the same order."""
+    raw = real_raw(day)
+    clean = apply_gate(cleaning.transform(raw, day), CleanFlights, gate="clean", max_quarantine_share=0.01).valid
+    lake.write(CLEAN, day, clean)  # read back as the replay reads it
+    problem = dataclasses.replace(PROBLEM, request_records=serving.request_records)
+
+    rebuilt = problem.requests_for(lake.read(CLEAN, day))
+
+    sent_before = [_request(row) for _, row in raw["flights"].iterrows()]  # from the raw partition
+    assert len(rebuilt) == len(sent_before) > 800
+    assert rebuilt == sent_before

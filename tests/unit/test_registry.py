@@ -25,6 +25,8 @@ def test_first_model_above_the_floor_is_promoted() -> None:
         "challenger_score": 0.70,
         "champion_score": None,
         "baseline_score": 0.5,
+        "metric": "roc_auc",
+        "passed_floor": True,
     }
 
 

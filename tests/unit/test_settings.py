@@ -23,11 +23,11 @@ def test_environment_overrides_defaults(monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_get_settings_is_cached_until_cleared(monkeypatch: pytest.MonkeyPatch) -> None:
     first = get_settings()
-    monkeypatch.setenv("MLP_TEST_DAYS", "7")
+    monkeypatch.setenv("MLP_TEST_SIZE", "7 days")
 
     assert get_settings() is first
     get_settings.cache_clear()
-    assert get_settings().test_days == 7
+    assert get_settings().test_size == "7 days"
 
 
 @pytest.mark.parametrize(
@@ -55,6 +55,10 @@ def test_urls_lose_their_trailing_slash() -> None:
         ("max_parallel_partitions", 0),
         ("bootstrap_days", -1),
         ("train_max_rows", 10),
+        ("test_size", "seven days"),
+        ("validation_size", "1.5"),
+        ("validation_size", "0 rows"),
+        ("search_trials", -1),
     ],
 )
 def test_out_of_range_settings_are_refused(field: str, value: object) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,14 +19,13 @@ from include.mlpipeline.data.lake import Lake
 from include.mlpipeline.data.quality import DataQualityError
 from include.mlpipeline.data.versioning import window_version
 from include.mlpipeline.ml import training
-from include.mlpipeline.ml.candidates import CANDIDATES, build_candidate
+from include.mlpipeline.ml.candidates import chosen_candidates, default_candidates, find_candidate, problem_candidates
 from include.mlpipeline.ml.metrics import choose_threshold, evaluate, rank_candidates
+from include.mlpipeline.ml.sampling import sample_quotas, sample_rows
 from include.mlpipeline.ml.window import (
     TrainingSet,
     TrainingWindow,
     load_training_set,
-    sample_quotas,
-    sample_rows,
     select_window,
 )
 
@@ -34,7 +34,9 @@ DAYS = [f"2013-03-{d:02d}" for d in range(1, 9)]
 
 @pytest.fixture
 def split_settings(tmp_path: Path) -> Settings:
-    return Settings(lake_uri=f"file://{tmp_path}/lake", train_window_days=6, validation_days=2, test_days=2)
+    return Settings(
+        lake_uri=f"file://{tmp_path}/lake", train_window_days=6, validation_size="2 days", test_size="2 days"
+    )
 
 
 @pytest.fixture
@@ -306,14 +308,35 @@ def test_baseline_candidate_ranks_at_chance(training_set: TrainingSet) -> None:
 
 
 def test_unknown_candidate_names_the_known_ones() -> None:
-    with pytest.raises(KeyError, match=r"unknown candidate 'xgboost'; known: \['baseline', 'hist_gradient_boosting'"):
-        build_candidate("xgboost", PROBLEM, seed=0)
+    with pytest.raises(KeyError, match=r"unknown candidate 'xgboost'; flight_delay has \['baseline', 'hist_gradient"):
+        find_candidate(PROBLEM, "xgboost")
+    with pytest.raises(ValueError, match=r"unknown candidates \['xgboost'\]; flight_delay has \['baseline'"):
+        chosen_candidates(PROBLEM, ["random_forest", "xgboost"])
 
 
-def test_every_candidate_is_buildable() -> None:
-    assert set(CANDIDATES) == {"baseline", "logistic_regression", "hist_gradient_boosting", "random_forest"}
-    for name in CANDIDATES:
-        assert build_candidate(name, PROBLEM, seed=1).steps[-1][0] == "model"
+def test_a_run_always_fits_the_baseline_beside_the_chosen_candidates() -> None:
+    assert chosen_candidates(PROBLEM, ["random_forest"]) == ["baseline", "random_forest"]
+    assert chosen_candidates(PROBLEM, []) == list(problem_candidates(PROBLEM))
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_every_default_candidate_is_buildable_for_every_task(task: str) -> None:
+    problem = dataclasses.replace(PROBLEM, task=task, candidates=None)
+    names = [candidate.name for candidate in default_candidates(task)]
+    assert names[0] == "baseline" and len(names) == 4
+    for name in names:
+        assert find_candidate(problem, name).pipeline(problem, seed=1).steps[-1][0] == "model"
+
+
+def test_every_candidate_of_the_example_is_buildable() -> None:
+    assert set(problem_candidates(PROBLEM)) == {
+        "baseline",
+        "logistic_regression",
+        "hist_gradient_boosting",
+        "random_forest",
+    }
+    for candidate in problem_candidates(PROBLEM).values():
+        assert candidate.pipeline(PROBLEM, seed=1).steps[-1][0] == "model"
 
 
 def test_rank_candidates_by_validation_auc_then_name() -> None:

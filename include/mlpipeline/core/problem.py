@@ -12,13 +12,20 @@ import datetime as dt
 import functools
 import importlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from include.mlpipeline.core.candidate import Candidate
+from include.mlpipeline.core.split import Split
 
 if TYPE_CHECKING:
     import pandas as pd
     import pandera.pandas as pa
     from pydantic import BaseModel
+
+
+TaskKindName = Literal["binary", "multiclass", "regression"]
+TASK_KINDS: tuple[TaskKindName, ...] = ("binary", "multiclass", "regression")
 
 
 @dataclass(frozen=True)
@@ -62,7 +69,8 @@ class ProblemSpec:
         build_features: ``build_features(clean) -> frame``: the feature table, with key, target and
             feature columns. Also used by the API on request rows, so training and serving share it.
         feature_schema: pandera contract of the feature table.
-        target: Name of the binary label column (1 = positive class).
+        target: Name of the label column: 0/1 for ``binary`` (1 = the positive class), class names
+            or codes for ``multiclass``, numbers for ``regression``.
         key_columns: Columns identifying one example (kept in the feature table, never fed to models).
         numeric_features / categorical_features: Model inputs, by kind.
         leakage_columns: Columns that must never reach the feature table (known only after the fact).
@@ -77,7 +85,22 @@ class ProblemSpec:
             The frame holds the records of all requests scored in one pass, so judge each row alone.
         canary_records: ``() -> list of request dicts`` used by deploy to smoke-test the live API.
         request_key: JSON key of the list of records in a /predict body (``{"<key>": [...]}``).
-        positive_label / negative_label: Human names of the two classes in API answers.
+        positive_label / negative_label: Human names of the two classes in API answers (binary).
+        task: ``"binary"``, ``"multiclass"`` or ``"regression"``: what the model predicts, hence its
+            baseline, metrics, decision threshold (binary only), A/B statistic and API answer.
+        primary_metric: The metric the promotion gate and the candidate ranking use (None: the task's
+            default: ``roc_auc`` for binary, ``roc_auc_ovr`` for multiclass, ``r2`` for regression);
+            its direction (higher or lower is better) is known from its name.
+        candidates: The model families to train (``core.candidate.Candidate``), exactly one of them
+            the baseline; None: the library's defaults for the task (``ml.candidates``).
+        snapshot: True if the data has no time axis: each ETL run loads the whole table as one
+            version (a partition dated by the run), and training splits the newest load by a seeded
+            hash of the key instead of by day.
+        split: The default training window and part sizes (``core.split.Split``).
+        request_records: ``request_records(clean) -> list of request dicts``: the API requests that
+            clean rows stand for (what a caller would have sent before the outcome was known); the
+            traffic replay and the conformance checks use it. None: each record is the clean row's
+            columns named like the request model's fields.
         source_conn_id: The Airflow connection whose credentials the sources' files need (fsspec
             storage options, see ``orchestration.connections``), or a callable returning that id (or
             None), evaluated when the extract task runs; None when the sources need no credentials.
@@ -112,6 +135,25 @@ class ProblemSpec:
     drift_exclude: tuple[str, ...] = ()
     intended_use: str | None = None
     known_limits: tuple[str, ...] = ()
+    task: TaskKindName = "binary"
+    primary_metric: str | None = None
+    candidates: tuple[Candidate, ...] | None = None
+    snapshot: bool = False
+    split: Split = field(default_factory=Split)
+    request_records: Callable[[pd.DataFrame], list[dict[str, Any]]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.task not in TASK_KINDS:
+            raise ValueError(f"problem {self.name!r}: task must be one of {TASK_KINDS}, got {self.task!r}")
+        if self.candidates is not None:
+            names = [candidate.name for candidate in self.candidates]
+            if len(set(names)) != len(names):
+                raise ValueError(f"problem {self.name!r}: candidate names repeat: {names}")
+            baselines = [candidate.name for candidate in self.candidates if candidate.baseline]
+            if len(baselines) != 1:
+                raise ValueError(
+                    f"problem {self.name!r}: exactly one candidate must be the baseline (baseline=True): {baselines}"
+                )
 
     @property
     def feature_columns(self) -> list[str]:
@@ -126,6 +168,23 @@ class ProblemSpec:
     def request_features(self, records: Sequence[Mapping[str, Any]], context: Any) -> pd.DataFrame:
         """The feature rows of request records, built as the API builds them."""
         return self.build_features(self.serving_frame(self.request_frame(records), context))
+
+    def requests_for(self, clean: pd.DataFrame) -> list[dict[str, Any]]:
+        """The request records of clean rows (:attr:`request_records`, else the request model's fields),
+        validated by the request model and in its JSON form."""
+        if self.request_records is not None:
+            records = self.request_records(clean)
+        else:
+            fields = list(self.request_model.model_fields)
+            missing = sorted(set(fields) - set(clean.columns))
+            if missing:
+                raise ValueError(
+                    f"problem {self.name}: the clean table lacks request fields {missing}; give the problem a "
+                    "request_records function that builds requests from clean rows"
+                )
+            rows = clean[fields].astype(object).where(clean[fields].notna(), None)
+            records = rows.to_dict(orient="records")
+        return [self.request_model.model_validate(record).model_dump(mode="json") for record in records]
 
     def source(self, name: str) -> Source:
         for source in self.sources:

@@ -23,6 +23,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from include.mlpipeline.core.split import PartSize
+
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -129,11 +131,34 @@ class Settings(EnvSettings):
     )
 
     # Training
-    train_window_days: int = Field(60, ge=3, description="Feature partitions (days) in the training window.")
-    validation_days: int = Field(
-        5, ge=1, description="Last days of the window before the test days: threshold choice and model selection."
+    train_window_days: int | None = Field(
+        None,
+        ge=3,
+        description="Newest feature partitions (days) a training run uses, for data with a time axis "
+        "(default: the problem's split; none there: every partition).",
     )
-    test_days: int = Field(5, ge=1, description="Last days of the window: held-out test set, never used to fit.")
+    validation_size: str | None = Field(
+        None,
+        description="Size of the validation part, which chooses the threshold, the best candidate and the search's "
+        "trials: '5 days', '500 rows' or '15%' (default: the problem's split).",
+    )
+    test_size: str | None = Field(
+        None,
+        description="Size of the held-out test part the promotion gate scores: '5 days', '500 rows' or '15%' "
+        "(default: the problem's split).",
+    )
+    search_trials: int = Field(
+        0,
+        ge=0,
+        description="Hyperparameter search trials per candidate (Optuna, seeded; each trial a nested MLflow run); "
+        "0: no search, every candidate trains with its default parameters.",
+    )
+    search_timeout_s: float = Field(
+        600.0,
+        gt=0,
+        description="Longest time one candidate's search may take; the trials started by then finish "
+        "(with a timeout the number of trials, hence the result, can vary between runs).",
+    )
     train_max_rows: int = Field(
         1_000_000,
         ge=1000,
@@ -155,14 +180,15 @@ class Settings(EnvSettings):
     promotion_min_gain: float = Field(
         0.002,
         ge=0.0,
-        description="A challenger replaces the champion only if its test ROC AUC is higher by at least this.",
+        description="A challenger replaces the champion only if its test score (the problem's primary metric, e.g. "
+        "ROC AUC) is better by at least this.",
     )
 
     min_gain_over_baseline: float = Field(
         0.02,
         ge=0.0,
-        description="Floor: a model is registered as promotable only if its test ROC AUC beats the "
-        "trivial baseline's by at least this.",
+        description="Floor: a model is registered as promotable only if its test score (the primary metric) beats "
+        "the trivial baseline's by at least this.",
     )
 
     # Prediction API
@@ -210,6 +236,12 @@ class Settings(EnvSettings):
     live_auc_drop: float = Field(
         0.05, gt=0, le=1, description="Drop of live ROC AUC below the offline test ROC AUC that requests a retrain."
     )
+    live_loss_rise: float = Field(
+        0.10,
+        gt=0,
+        description="Multiclass and regression models: relative rise of the live mean per-prediction loss over "
+        "the offline test loss that requests a retrain (also beyond 1.645 standard errors).",
+    )
     retrain_window_days: int = Field(
         30, ge=3, description="Window of a drift-requested retrain: shorter than usual, to follow the change."
     )
@@ -248,6 +280,14 @@ class Settings(EnvSettings):
         "own metrics to; scripts/stack/airflow_settings.py turns it into Airflow's [metrics] statsd_* settings. "
         "Under astro dev start, docker-compose.override.yml sets AIRFLOW__METRICS__* itself.",
     )
+
+    @field_validator("validation_size", "test_size")
+    @classmethod
+    def _part_size(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        PartSize.parse(value)  # a clear error now rather than at the first training run
+        return value.strip()
 
     @field_validator("pushgateway_url", "statsd_address")
     @classmethod

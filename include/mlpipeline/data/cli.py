@@ -32,8 +32,8 @@ def day_range(start: str, end: str) -> list[str]:
 
 def run(step: str, days: list[str]) -> dict:
     """Run one step over ``days`` and return a summary (what the DAG's asset event would carry)."""
-    from include.mlpipeline.data import etl
     from include.mlpipeline.core.problem import load_problem
+    from include.mlpipeline.data import etl
 
     if step == "extract":
         return {s.name: etl.extract_source(s.name, days)["days"] for s in load_problem().sources}

@@ -17,10 +17,10 @@ from typing import Any
 
 import pandas as pd
 
-from include.mlpipeline.data.lake import Lake
 from include.mlpipeline.core.problem import ProblemSpec, load_problem
-from include.mlpipeline.data.quality import DataQualityError, GateResult, apply_gate
 from include.mlpipeline.core.settings import Settings, get_settings
+from include.mlpipeline.data.lake import Lake
+from include.mlpipeline.data.quality import DataQualityError, GateResult, apply_gate
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +43,15 @@ def _days(values: Iterable[str | dt.date]) -> list[dt.date]:
 
 
 def plan_partitions(
-    logical_day: str | dt.date, bootstrap_days: int | None = None, lake: Lake | None = None
+    logical_day: str | dt.date,
+    bootstrap_days: int | None = None,
+    lake: Lake | None = None,
+    problem: ProblemSpec | None = None,
 ) -> list[str]:
     """The days an ETL run must (re)build: its own day, plus unfinished days of the bootstrap window.
+
+    A snapshot problem (data without a time axis) loads its whole table as the run's own day, so
+    there is no history to bootstrap: only that day is returned.
 
     A fresh lake has nothing to train on, so a run also loads the ``bootstrap_days`` days before its
     own that are not finished: no clean partition, or a clean partition without features. The second
@@ -58,11 +64,14 @@ def plan_partitions(
         logical_day: The run's logical date.
         bootstrap_days: Days of history to ensure (default: settings.bootstrap_days; 0 for backfills).
         lake: The data lake (default: from settings).
+        problem: The problem (default: settings.problem).
 
     Returns:
         ISO dates, oldest first.
     """
     (day,) = _days([logical_day])
+    if (problem or load_problem()).snapshot:
+        return [day.isoformat()]
     lake = lake or Lake.from_settings()
     bootstrap = get_settings().bootstrap_days if bootstrap_days is None else bootstrap_days
     finished = set(lake.partitions(CLEAN)) & set(lake.partitions(FEATURES)) if bootstrap else set()
@@ -278,8 +287,8 @@ def publish_summary(dataset: str, summaries: Iterable[dict[str, Any] | list[dict
     The published partitions are pushed to the DVC remote first (see versioning.py); the extra then
     carries each partition's md5 and one ``data_version`` for the set.
     """
-    from include.mlpipeline.telemetry.pipeline_metrics import record_publish
     from include.mlpipeline.data.versioning import version_partitions, window_version
+    from include.mlpipeline.telemetry.pipeline_metrics import record_publish
 
     extra = summarize_partitions(summaries)
     md5s = version_partitions(dataset, extra["partitions"])

@@ -29,8 +29,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from include.mlpipeline.data.lake import Lake, as_day
 from include.mlpipeline.core.settings import Settings, get_settings
+from include.mlpipeline.data.lake import Lake, as_day
 
 log = logging.getLogger(__name__)
 

@@ -6,12 +6,14 @@ a later ETL run has landed what really happened) and from callers (``POST /feedb
 when both exist).
 
 Test: for the current pair of versions, each variant's predictions with a known outcome are scored
-by their log loss (lower is better). The challenger wins if a one-sided Welch t-test of
-"challenger's mean log loss < champion's" gives p < ``MLP_AB_ALPHA`` (0.05), with at least
-``MLP_AB_MIN_SAMPLES`` scored predictions per variant, and the challenger passed the offline floor
-when it was registered. Log loss is a proper scoring rule: it rewards calibrated probabilities,
-which the API serves, not just a ranking. Welch's test does not assume equal variances, and the
-variants see different flights (the split is by flight key), so the samples are independent.
+by their per-prediction loss (lower is better; :mod:`~include.mlpipeline.monitoring.live_outcomes`):
+log loss for a classifier (binary or multiclass), squared error for a regression. The challenger
+wins if a one-sided Welch t-test of "challenger's mean loss < champion's" gives p < ``MLP_AB_ALPHA``
+(0.05), with at least ``MLP_AB_MIN_SAMPLES`` scored predictions per variant, and the challenger
+passed the offline floor when it was registered. Log loss is a proper scoring rule: it rewards
+calibrated probabilities, which the API serves, not just a ranking; squared error is the one the
+mean prediction minimises, what a regression serves. Welch's test does not assume equal variances,
+and the variants see different records (the split is by record key), so the samples are independent.
 
 A win is emitted as an ``approved_model`` event: the deploy DAG then promotes the challenger
 through the same verified deploy (and rollback) as a model approved by training.
@@ -36,6 +38,17 @@ from include.mlpipeline.telemetry import pipeline_metrics
 log = logging.getLogger(__name__)
 
 
+STATISTICS = {"binary": "log loss", "multiclass": "log loss", "regression": "squared error"}
+"""The per-prediction loss the test compares, by task kind."""
+
+
+def stated_test(task: str) -> str:
+    """The stated test for a task kind (what an ABDecision's ``test`` says)."""
+    if task not in STATISTICS:
+        raise ValueError(f"unknown task {task!r}; one of {sorted(STATISTICS)}")
+    return f"one-sided Welch t-test on per-prediction {STATISTICS[task]}"
+
+
 @dataclass
 class ABDecision:
     """The outcome of one A/B evaluation."""
@@ -46,7 +59,7 @@ class ABDecision:
     challenger_version: str | None
     p_value: float | None = None
     variants: dict[str, dict[str, float]] = field(default_factory=dict)
-    test: str = "one-sided Welch t-test on per-prediction log loss"
+    test: str = stated_test("binary")
 
     @property
     def promote(self) -> bool:
@@ -64,12 +77,21 @@ def decide(
     alpha: float,
     min_samples: int,
     challenger_passed_floor: bool = True,
+    task: str = "binary",
 ) -> ABDecision:
-    """Apply the test (module doc) to scored predictions of the current version pair."""
+    """Apply the test (module doc) to scored predictions of the current version pair.
+
+    Args:
+        scored: ``live_outcomes.scored_predictions`` rows (``variant``, ``model_version``, ``loss``, ...).
+        task: The problem's task kind: which metrics each variant reports and what the loss is.
+    """
     from scipy import stats
 
+    test = stated_test(task)
     if challenger_version is None or challenger_version == champion_version:
-        return ABDecision("no_challenger", "no challenger distinct from the champion", champion_version, None)
+        return ABDecision(
+            "no_challenger", "no challenger distinct from the champion", champion_version, None, test=test
+        )
     groups = (
         {
             CHAMPION: scored[(scored["variant"] == CHAMPION) & (scored["model_version"] == str(champion_version))],
@@ -80,54 +102,31 @@ def decide(
         if len(scored)
         else {CHAMPION: scored, CHALLENGER: scored}
     )
-    variants = {name: variant_metrics(rows) for name, rows in groups.items() if len(rows)}
+    variants = {name: variant_metrics(rows, task) for name, rows in groups.items() if len(rows)}
     counts = {name: len(rows) for name, rows in groups.items()}
     if min(counts.values()) < min_samples:
         reason = f"not enough scored predictions: {counts} (need {min_samples} per variant)"
-        return ABDecision("insufficient_data", reason, champion_version, challenger_version, variants=variants)
-    challenger_loss = groups[CHALLENGER]["log_loss"].to_numpy()
-    champion_loss = groups[CHAMPION]["log_loss"].to_numpy()
+        return ABDecision(
+            "insufficient_data", reason, champion_version, challenger_version, variants=variants, test=test
+        )
+    challenger_loss = groups[CHALLENGER]["loss"].to_numpy(dtype="float64")
+    champion_loss = groups[CHAMPION]["loss"].to_numpy(dtype="float64")
     better = stats.ttest_ind(challenger_loss, champion_loss, equal_var=False, alternative="less").pvalue
     worse = stats.ttest_ind(challenger_loss, champion_loss, equal_var=False, alternative="greater").pvalue
     summary = (
-        f"log loss challenger {challenger_loss.mean():.4f} (n={len(challenger_loss)}) vs champion "
+        f"{STATISTICS[task]} challenger {challenger_loss.mean():.4f} (n={len(challenger_loss)}) vs champion "
         f"{champion_loss.mean():.4f} (n={len(champion_loss)})"
     )
     if better < alpha and challenger_passed_floor:
-        return ABDecision(
-            "challenger_wins",
-            f"{summary}; p={better:.4g} < {alpha}",
-            champion_version,
-            challenger_version,
-            float(better),
-            variants,
-        )
-    if better < alpha:
-        return ABDecision(
-            "no_significant_difference",
-            f"{summary}; p={better:.4g} but the challenger failed the offline floor when registered",
-            champion_version,
-            challenger_version,
-            float(better),
-            variants,
-        )
-    if worse < alpha:
-        return ABDecision(
-            "champion_better",
-            f"{summary}; p(challenger worse)={worse:.4g} < {alpha}",
-            champion_version,
-            challenger_version,
-            float(better),
-            variants,
-        )
-    return ABDecision(
-        "no_significant_difference",
-        f"{summary}; p={better:.4g} >= {alpha}",
-        champion_version,
-        challenger_version,
-        float(better),
-        variants,
-    )
+        decision, reason = "challenger_wins", f"{summary}; p={better:.4g} < {alpha}"
+    elif better < alpha:
+        decision = "no_significant_difference"
+        reason = f"{summary}; p={better:.4g} but the challenger failed the offline floor when registered"
+    elif worse < alpha:
+        decision, reason = "champion_better", f"{summary}; p(challenger worse)={worse:.4g} < {alpha}"
+    else:
+        decision, reason = "no_significant_difference", f"{summary}; p={better:.4g} >= {alpha}"
+    return ABDecision(decision, reason, champion_version, challenger_version, float(better), variants, test)
 
 
 def evaluate_ab(
@@ -172,6 +171,7 @@ def evaluate_ab(
         alpha=settings.ab_alpha,
         min_samples=settings.ab_min_samples,
         challenger_passed_floor=floor_ok,
+        task=problem.task,
     )
     mlflow.set_experiment(f"{name}-ab-tests")
     with mlflow.start_run(run_name=f"ab {champion} vs {challenger}", tags={"stage": "ab_test"}):

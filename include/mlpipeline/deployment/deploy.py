@@ -2,7 +2,8 @@
 
 The API follows the alias by itself (it polls the registry); deploy asks it to reload at once and
 then checks, with the problem's canary records, that the live answers come from the new version and
-equal the registered model's own predictions on the same rows. If they do not, the alias goes back
+equal the registered model's own predictions on the same rows (for the task kind: the positive
+class's probability, every class's probability, or the value). If they do not, the alias goes back
 to the previous champion and the deploy fails, saying why.
 
 Manual rollback: ``python -m include.mlpipeline.deployment.deploy rollback --to VERSION`` (or the deploy DAG's
@@ -17,10 +18,12 @@ import time
 from typing import Any
 
 import httpx
+import numpy as np
 
 from include.mlpipeline.core.problem import load_problem
 from include.mlpipeline.core.settings import Settings, get_settings
 from include.mlpipeline.ml.registry import alias_version, set_alias
+from include.mlpipeline.ml.task_kinds import TaskKind, task_kind
 from include.mlpipeline.ml.tracking import registered_model_name
 from include.mlpipeline.telemetry import pipeline_metrics
 
@@ -100,15 +103,36 @@ def smoke_test(version: str, settings: Settings | None = None) -> dict[str, Any]
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     uri = f"models:/{registered_model_name(settings, problem)}/{version}"
     model = mlflow.sklearn.load_model(uri)
-    features = (mlflow.models.get_model_info(uri).metadata or {}).get("features", problem.feature_columns)
-    context = problem.load_serving_context()
-    expected = model.predict_proba(problem.request_features(records, context)[features])[:, 1]
-    live = [p["probability"] for p in answer["predictions"]]
-    worst = float(max(abs(a - b) for a, b in zip(live, expected, strict=True)))
-    if worst > PREDICTION_TOLERANCE:
+    metadata = mlflow.models.get_model_info(uri).metadata or {}
+    kind = task_kind(metadata.get("task") or problem.task)
+    features = problem.request_features(records, problem.load_serving_context())
+    expected = np.asarray(kind.predict(model, features[metadata.get("features", problem.feature_columns)]))
+    live = live_predictions(answer["predictions"], kind, metadata.get("classes") or kind.classes(model))
+    if live.shape != expected.shape:
+        raise DeployError(
+            f"the live answers hold {live.shape} predictions, the registered model gives {expected.shape}"
+        )
+    worst = float(np.max(np.abs(live - expected), initial=0.0))
+    if not worst <= PREDICTION_TOLERANCE:  # NaN too
         raise DeployError(f"live predictions differ from the registered model's by up to {worst:.3g}")
     log.info("smoke test passed: %d canary records, version %s, max difference %.1e", len(records), version, worst)
     return {"version": str(version), "canaries": len(records), "max_abs_difference": worst}
+
+
+def live_predictions(predictions: list[dict[str, Any]], kind: TaskKind, classes: list[Any]) -> np.ndarray:
+    """The predictions in the live answers, shaped as the task kind's model gives them: p(positive),
+    every class's probability (in ``classes`` order), or the value."""
+    if kind.name == "binary":
+        return np.array([p["probability"] for p in predictions], dtype="float64")
+    if kind.name == "regression":
+        return np.array([p["value"] for p in predictions], dtype="float64")
+    names = [str(value) for value in classes]
+    answered = {name for p in predictions for name in p["probabilities"]}
+    if any(set(p["probabilities"]) != set(names) for p in predictions):
+        raise DeployError(
+            f"the live answers give probabilities for {sorted(answered)}, the model's classes are {names}"
+        )
+    return np.array([[p["probabilities"][name] for name in names] for p in predictions], dtype="float64")
 
 
 def verify_or_roll_back(version: str, previous: str | None) -> dict[str, Any]:

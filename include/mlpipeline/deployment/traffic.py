@@ -1,9 +1,11 @@
 """Replay a day's records as live traffic to the prediction API (a simulation, for the replay example).
 
 In production, requests come from callers. In the replay, nobody calls the API, so the A/B test
-and the monitoring of served inputs would have nothing to look at: this sends each newly extracted
-day's records (the first source's raw partition, restricted to the fields a request may carry, so
-no outcome leaks in) to ``/predict``, as callers would have before those flights departed.
+and the monitoring of served inputs would have nothing to look at: this sends each newly cleaned
+day's records to ``/predict``, as callers would have sent them before the outcome was known. The
+problem builds the requests from the day's clean partition (``ProblemSpec.requests_for``: only the
+fields a request carries, so no outcome leaks in), so a day is replayed as the same records in the
+same order however often it runs.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import httpx
 
 from include.mlpipeline.core.problem import load_problem
 from include.mlpipeline.core.settings import get_settings
-from include.mlpipeline.data.etl import raw_dataset
+from include.mlpipeline.data.etl import CLEAN
 from include.mlpipeline.data.lake import Lake
 
 log = logging.getLogger(__name__)
@@ -30,21 +32,14 @@ def replay_days(days: list[str], *, batch: int = 250, lake: Lake | None = None) 
     settings = get_settings()
     problem = load_problem()
     lake = lake or Lake.from_settings()
-    source = problem.sources[0].name
-    fields = list(problem.request_model.model_fields)
     headers = {"X-API-Key": settings.api_key_value} if settings.api_key_value else {}
     sent: dict[str, Any] = {}
     with httpx.Client(base_url=settings.api_url, headers=headers, timeout=120) as client:
         for day in days:
-            manifest = lake.manifest(raw_dataset(source), day)
-            if manifest is None or manifest.get("meta", {}).get("no_data"):
+            if lake.manifest(CLEAN, day) is None:  # a day without data has no clean partition
                 sent[day] = {"records": 0}
                 continue
-            frame = lake.read(raw_dataset(source), day)
-            records = [
-                problem.request_model.model_validate(r).model_dump(mode="json")
-                for r in frame[fields].astype(object).where(frame[fields].notna(), None).to_dict(orient="records")
-            ]
+            records = problem.requests_for(lake.read(CLEAN, day))
             variants: dict[str, int] = {}
             for start in range(0, len(records), batch):
                 response = client.post("/predict", json={problem.request_key: records[start : start + batch]})

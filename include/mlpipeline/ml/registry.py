@@ -1,13 +1,16 @@
 """Model registry: register the best candidate, decide champion vs challenger, move aliases.
 
 No deprecated stages: the registry uses aliases only. ``challenger`` marks the newest registered
-candidate; ``champion`` marks the version the API serves. The promotion gate:
+candidate; ``champion`` marks the version the API serves. The promotion gate scores the problem's
+primary metric on the test part (ROC AUC for binary tasks unless the problem says otherwise; its
+direction, higher or lower is better, follows from its name), and gains are counted in the better
+direction:
 
-1. floor: the challenger's test ROC AUC must beat the trivial baseline's (trained on the same days)
-   by at least ``min_gain_over_baseline``;
+1. floor: the challenger must beat the trivial baseline (trained on the same rows) by at least
+   ``min_gain_over_baseline``;
 2. no champion yet: a challenger that passes the floor becomes champion;
-3. otherwise both are scored on the *same* test days, and the challenger wins only if its ROC AUC
-   is higher by at least ``promotion_min_gain``. A tie (or a smaller gain) keeps the champion.
+3. otherwise both are scored on the *same* test rows, and the challenger wins only if it is better
+   by at least ``promotion_min_gain``. A tie (or a smaller gain) keeps the champion.
 """
 
 from __future__ import annotations
@@ -18,8 +21,9 @@ from typing import Any
 
 from include.mlpipeline.core.problem import load_problem
 from include.mlpipeline.core.settings import get_settings
-from include.mlpipeline.ml.candidates import BASELINE
-from include.mlpipeline.ml.metrics import evaluate, rank_candidates
+from include.mlpipeline.ml.candidates import baseline_name
+from include.mlpipeline.ml.metrics import rank_candidates
+from include.mlpipeline.ml.task_kinds import greater_is_better, task_kind
 from include.mlpipeline.ml.tracking import configure, registered_model_name
 from include.mlpipeline.ml.window import TrainingWindow, load_training_set
 from include.mlpipeline.telemetry import pipeline_metrics
@@ -34,6 +38,8 @@ class PromotionDecision:
     challenger_score: float
     champion_score: float | None
     baseline_score: float
+    metric: str = "roc_auc"
+    passed_floor: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,23 +52,38 @@ def decide_promotion(
     *,
     min_gain: float,
     baseline_margin: float,
+    metric: str = "roc_auc",
 ) -> PromotionDecision:
-    """Apply the promotion gate to test ROC AUC scores (see the module doc)."""
-    floor = baseline_score + baseline_margin
-    if challenger_score < floor:
-        reason = (
-            f"below the floor: test roc_auc {challenger_score:.4f} < baseline {baseline_score:.4f} + {baseline_margin}"
+    """Apply the promotion gate to test scores of ``metric`` (see the module doc)."""
+    sign = 1.0 if greater_is_better(metric) else -1.0
+
+    over_baseline = sign * (challenger_score - baseline_score)
+    passed_floor = over_baseline >= baseline_margin - 1e-12
+
+    def decision(promote: bool, reason: str) -> PromotionDecision:
+        return PromotionDecision(
+            promote, reason, challenger_score, champion_score, baseline_score, metric, passed_floor
         )
-        return PromotionDecision(False, reason, challenger_score, champion_score, baseline_score)
+
+    if not passed_floor:
+        compare, side = ("<", "+") if sign > 0 else (">", "-")
+        return decision(
+            False,
+            f"below the floor: test {metric} {challenger_score:.4f} {compare} baseline {baseline_score:.4f} "
+            f"{side} {baseline_margin}",
+        )
     if champion_score is None:
-        reason = f"first model: test roc_auc {challenger_score:.4f} passes the floor {floor:.4f}"
-        return PromotionDecision(True, reason, challenger_score, champion_score, baseline_score)
-    gain = challenger_score - champion_score
+        floor = baseline_score + sign * baseline_margin
+        return decision(True, f"first model: test {metric} {challenger_score:.4f} passes the floor {floor:.4f}")
+    gain = sign * (challenger_score - champion_score)
     if gain >= min_gain - 1e-12:  # 0.563 - 0.561 is 0.00199999... in floating point
-        reason = f"beats the champion: {challenger_score:.4f} vs {champion_score:.4f} (+{gain:.4f} >= {min_gain})"
-        return PromotionDecision(True, reason, challenger_score, champion_score, baseline_score)
-    reason = f"does not beat the champion by {min_gain}: {challenger_score:.4f} vs {champion_score:.4f} ({gain:+.4f})"
-    return PromotionDecision(False, reason, challenger_score, champion_score, baseline_score)
+        return decision(
+            True, f"beats the champion: {challenger_score:.4f} vs {champion_score:.4f} (+{gain:.4f} >= {min_gain})"
+        )
+    return decision(
+        False,
+        f"does not beat the champion by {min_gain}: {challenger_score:.4f} vs {champion_score:.4f} ({gain:+.4f})",
+    )
 
 
 def alias_version(alias: str, name: str | None = None) -> str | None:
@@ -87,17 +108,22 @@ def set_alias(alias: str, version: str, name: str | None = None) -> None:
     log.info("alias %s -> version %s", alias, version)
 
 
-def champion_score_on(window: TrainingWindow, champion_version: str) -> float:
-    """The current champion's test ROC AUC on this run's test days (same rows as the challenger)."""
+def champion_score_on(window: TrainingWindow, champion_version: str, metric: str | None = None) -> float:
+    """The current champion's test score (the primary metric) on this run's test rows (the challenger's)."""
     import mlflow
 
     problem = load_problem()
+    kind = task_kind(problem.task)
+    metric = metric or kind.primary_metric(problem.primary_metric)
     data = load_training_set(window, problem=problem)
-    model = mlflow.sklearn.load_model(f"models:/{registered_model_name()}/{champion_version}")
-    meta = mlflow.models.get_model_info(f"models:/{registered_model_name()}/{champion_version}").metadata or {}
+    uri = f"models:/{registered_model_name()}/{champion_version}"
+    model = mlflow.sklearn.load_model(uri)
+    meta = mlflow.models.get_model_info(uri).metadata or {}
     features = meta.get("features", problem.feature_columns)
-    proba = model.predict_proba(data.test[features])[:, 1]
-    return evaluate(data.test[problem.target].to_numpy(), proba, float(meta.get("threshold", 0.5)))["roc_auc"]
+    predictions = kind.predict(model, data.test[features])
+    threshold = meta.get("threshold", 0.5 if kind.name == "binary" else None)
+    y = data.test[problem.target].to_numpy()
+    return kind.evaluate(y, predictions, threshold, kind.classes(model))[metric]
 
 
 def register_best(results: list[dict[str, Any]], window: dict[str, Any], parent_run_id: str) -> dict[str, Any]:
@@ -114,43 +140,46 @@ def register_best(results: list[dict[str, Any]], window: dict[str, Any], parent_
     from mlflow import MlflowClient
 
     settings = get_settings()
+    problem = load_problem()
     configure()
     name = registered_model_name()
+    metric = task_kind(problem.task).primary_metric(problem.primary_metric)
     training_window = TrainingWindow.from_dict(window)
-    baseline = next((r for r in results if r["name"] == BASELINE), None)
-    contenders = [r for r in rank_candidates(results) if r["name"] != BASELINE]
+    baseline_candidate = baseline_name(problem)
+    baseline = next((r for r in results if r["name"] == baseline_candidate), None)
+    ranked = rank_candidates(results, metric, greater_is_better=greater_is_better(metric))
+    contenders = [r for r in ranked if r["name"] != baseline_candidate]
     if baseline is None or not contenders:
         raise ValueError(f"need the baseline and at least one model; got {[r['name'] for r in results]}")
     best = contenders[0]
     client = MlflowClient()
-    version = mlflow.register_model(
-        best["model_uri"],
-        name,
-        tags={
-            "candidate": best["name"],
-            "run_id": best["run_id"],
-            "data_version": training_window.data_version,
-            "threshold": f"{best['threshold']:.6f}",
-            "window": f"{training_window.days[0]}..{training_window.days[-1]}",
-            "test_roc_auc": f"{best['test']['roc_auc']:.6f}",
-        },
-    ).version
+    tags = {
+        "candidate": best["name"],
+        "run_id": best["run_id"],
+        "data_version": training_window.data_version,
+        "window": f"{training_window.days[0]}..{training_window.days[-1]}",
+        "task": problem.task,
+        f"test_{metric}": f"{best['test'][metric]:.6f}",
+    }
+    if best.get("threshold") is not None:
+        tags["threshold"] = f"{best['threshold']:.6f}"
+    version = mlflow.register_model(best["model_uri"], name, tags=tags).version
     set_alias(settings.challenger_alias, version, name)
     champion = alias_version(settings.champion_alias, name)
-    champion_score = champion_score_on(training_window, champion) if champion else None
+    champion_score = champion_score_on(training_window, champion, metric) if champion else None
     decision = decide_promotion(
-        best["test"]["roc_auc"],
+        best["test"][metric],
         champion_score,
-        baseline["test"]["roc_auc"],
+        baseline["test"][metric],
         min_gain=settings.promotion_min_gain,
         baseline_margin=settings.min_gain_over_baseline,
+        metric=metric,
     )
     client.set_model_version_tag(
         name, version, "promotion_decision", "promote" if decision.promote else "keep_champion"
     )
     # The A/B test may promote a version later, but only one that passed the floor at registration.
-    passed_floor = decision.challenger_score >= decision.baseline_score + settings.min_gain_over_baseline
-    client.set_model_version_tag(name, version, "floor_passed", str(passed_floor).lower())
+    client.set_model_version_tag(name, version, "floor_passed", str(decision.passed_floor).lower())
     with mlflow.start_run(run_id=parent_run_id):
         mlflow.set_tags(
             {
@@ -162,9 +191,9 @@ def register_best(results: list[dict[str, Any]], window: dict[str, Any], parent_
         )
         mlflow.log_metrics(
             {
-                "challenger_test_roc_auc": decision.challenger_score,
-                "baseline_test_roc_auc": decision.baseline_score,
-                **({"champion_test_roc_auc": decision.champion_score} if decision.champion_score is not None else {}),
+                f"challenger_test_{metric}": decision.challenger_score,
+                f"baseline_test_{metric}": decision.baseline_score,
+                **({f"champion_test_{metric}": decision.champion_score} if decision.champion_score is not None else {}),
             }
         )
         mlflow.log_dict({"candidates": results, "decision": decision.to_dict()}, "candidates.json")
@@ -175,6 +204,8 @@ def register_best(results: list[dict[str, Any]], window: dict[str, Any], parent_
         "candidate": best["name"],
         "run_id": best["run_id"],
         "threshold": best["threshold"],
+        "task": problem.task,
+        "primary_metric": metric,
         "test": best["test"],
         "baseline_test": baseline["test"],
         "data_version": training_window.data_version,

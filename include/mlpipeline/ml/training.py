@@ -1,8 +1,10 @@
-"""Training one candidate: fit it on the window's train days, choose its threshold, score it, log it.
+"""Training one candidate: search its hyperparameters, fit it, choose its threshold, score it, log it.
 
 :func:`fit_candidate` is the modelling step alone (no MLflow); :func:`train_candidate` is what one
-mapped task of the train DAG runs: load the window, fit, write the evaluation artifacts, and log the
-candidate as a child run of the training run (:mod:`include.mlpipeline.ml.tracking`).
+mapped task of the train DAG runs: load the window, search (``MLP_SEARCH_TRIALS`` > 0, each trial a
+nested MLflow run under the candidate's run), fit with the best parameters, write the evaluation
+artifacts, and log the candidate as a child run of the training run
+(:mod:`include.mlpipeline.ml.tracking`).
 """
 
 from __future__ import annotations
@@ -10,43 +12,66 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from include.mlpipeline.core.problem import ProblemSpec, load_problem
 from include.mlpipeline.core.settings import get_settings
-from include.mlpipeline.ml.candidates import FittedCandidate, build_candidate
-from include.mlpipeline.ml.metrics import choose_threshold, evaluate
+from include.mlpipeline.ml.candidates import FittedCandidate, find_candidate
+from include.mlpipeline.ml.task_kinds import task_kind
 from include.mlpipeline.ml.window import TrainingSet, TrainingWindow, load_training_set
 
 log = logging.getLogger(__name__)
 
 
 def fit_candidate(
-    name: str, data: TrainingSet, *, problem: ProblemSpec | None = None, seed: int | None = None
+    name: str,
+    data: TrainingSet,
+    *,
+    problem: ProblemSpec | None = None,
+    seed: int | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> FittedCandidate:
-    """Fit one candidate on the train days, pick its threshold on validation, score validation and test."""
+    """Fit one candidate on the train part, pick its threshold on validation (binary), score validation
+    and test.
+
+    Args:
+        name: The candidate (one of the problem's, see ``candidates.problem_candidates``).
+        data: The training set.
+        problem: The problem (default: settings.problem).
+        seed: Seed of the fit (default: settings.random_seed).
+        params: Hyperparameters over the candidate's defaults (a search's best).
+    """
     problem = problem or load_problem()
     seed = get_settings().random_seed if seed is None else seed
-    features = problem.feature_columns
-    pipeline = build_candidate(name, problem, seed)
-    pipeline.fit(data.train[features], data.train[problem.target].to_numpy())
-    val_proba = pipeline.predict_proba(data.validation[features])[:, 1]
-    threshold = choose_threshold(data.validation[problem.target].to_numpy(), val_proba)
-    test_proba = pipeline.predict_proba(data.test[features])[:, 1]
+    kind = task_kind(problem.task)
+    candidate = find_candidate(problem, name)
+    features, target = problem.feature_columns, problem.target
+    pipeline = candidate.pipeline(problem, seed, params)
+    pipeline.fit(data.train[features], data.train[target].to_numpy())
+    classes = kind.classes(pipeline)
+    validation = kind.predict(pipeline, data.validation[features])
+    threshold = kind.choose_threshold(data.validation[target].to_numpy(), validation)
+    test = kind.predict(pipeline, data.test[features])
     fitted = FittedCandidate(
         name=name,
         pipeline=pipeline,
         threshold=threshold,
-        validation=evaluate(data.validation[problem.target].to_numpy(), val_proba, threshold),
-        test=evaluate(data.test[problem.target].to_numpy(), test_proba, threshold),
+        validation=kind.evaluate(data.validation[target].to_numpy(), validation, threshold, classes),
+        test=kind.evaluate(data.test[target].to_numpy(), test, threshold, classes),
+        params={**candidate.params, **(params or {})},
+        classes=classes or None,
     )
+    metric = kind.primary_metric(problem.primary_metric)
     log.info(
-        "%s: validation roc_auc %.4f, test roc_auc %.4f, threshold %.3f",
+        "%s: validation %s %.4f, test %s %.4f%s",
         name,
-        fitted.validation["roc_auc"],
-        fitted.test["roc_auc"],
-        threshold,
+        metric,
+        fitted.validation[metric],
+        metric,
+        fitted.test[metric],
+        f", threshold {threshold:.3f}" if threshold is not None else "",
     )
     return fitted
 
@@ -54,10 +79,10 @@ def fit_candidate(
 def train_candidate(
     name: str, window: dict[str, Any], parent_run_id: str, *, evaluation_artifacts: bool = True
 ) -> dict[str, Any]:
-    """Fit one candidate on the window and log it as a child run of ``parent_run_id``.
+    """Search, fit and log one candidate as a child run of ``parent_run_id``.
 
     Args:
-        name: Candidate name (a key of ``candidates.CANDIDATES``).
+        name: Candidate name (one of the problem's candidates).
         window: A :class:`TrainingWindow` as a dict.
         parent_run_id: The training run's parent MLflow run.
         evaluation_artifacts: Also log the evaluation figures, tables and model card under
@@ -65,7 +90,7 @@ def train_candidate(
             False saves their few seconds where only the metrics matter (some tests).
 
     Returns:
-        name, run id, model URI, threshold, validation and test metrics (small: goes to XCom).
+        name, run id, model URI, threshold, validation and test metrics, params (small: goes to XCom).
     """
     from include.mlpipeline.core.code_version import code_version
     from include.mlpipeline.ml import tracking
@@ -75,32 +100,43 @@ def train_candidate(
     tracking.configure(settings, problem)
     training_window = TrainingWindow.from_dict(window)
     data = load_training_set(training_window, problem=problem)
-    fitted = fit_candidate(name, data, problem=problem, seed=settings.random_seed)
-    # Written before the run opens, so a failing plot cannot leave a half-logged child run.
-    folder = tempfile.TemporaryDirectory(prefix=f"evaluation-{name}-") if evaluation_artifacts else None
-    try:
-        if folder is not None:
-            _write_evaluation(
-                Path(folder.name),
-                window=training_window,
-                data=data,
-                fitted=fitted,
-                problem=problem,
+    candidate = find_candidate(problem, name)
+    run = tracking.CandidateRun(name, parent_run_id, training_window, problem)
+    with run.failing_on_error():
+        params = None
+        if settings.search_trials and candidate.search_space:
+            from include.mlpipeline.ml.search import search
+
+            found = search(
+                candidate,
+                data,
+                problem,
                 seed=settings.random_seed,
-                version=code_version(),
+                trials=settings.search_trials,
+                timeout_s=settings.search_timeout_s,
+                on_trial=run.log_trial,
             )
-        return tracking.log_candidate_run(
-            fitted,
-            window=training_window,
-            data=data,
-            parent_run_id=parent_run_id,
-            problem=problem,
-            seed=settings.random_seed,
-            evaluation_folder=Path(folder.name) if folder is not None else None,
-        )
-    finally:
-        if folder is not None:
-            folder.cleanup()
+            params, run.search = found.best_params, found
+        fitted = fit_candidate(name, data, problem=problem, seed=settings.random_seed, params=params)
+        # Written before the model is logged, so a failing plot cannot leave a half-logged child run.
+        folder = tempfile.TemporaryDirectory(prefix=f"evaluation-{name}-") if evaluation_artifacts else None
+        try:
+            if folder is not None:
+                _write_evaluation(
+                    Path(folder.name),
+                    window=training_window,
+                    data=data,
+                    fitted=fitted,
+                    problem=problem,
+                    seed=settings.random_seed,
+                    version=code_version(),
+                )
+            return run.log_candidate(
+                fitted, data=data, seed=settings.random_seed, evaluation_folder=Path(folder.name) if folder else None
+            )
+        finally:
+            if folder is not None:
+                folder.cleanup()
 
 
 def _write_evaluation(

@@ -1,15 +1,17 @@
 """The training window: which feature partitions a training run uses, how they split, how they are read.
 
-The split is by day: the last ``test_days`` of the window are the held-out test set, the
-``validation_days`` before them choose the threshold and the best candidate, and the rest fits the
-models. Later days are never used to fit earlier ones.
+With a time axis the split is by day: the newest days of the window are the held-out test part, the
+days before them the validation part (which chooses the threshold, the best candidate and the
+search's trials), the rest fits the models; a later day never fits an earlier one. A snapshot (data
+without a time axis) trains on its newest load, its rows assigned to the parts by a seeded hash of
+their key, stratified by class for classifiers. Part sizes: :mod:`include.mlpipeline.core.split`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,17 +20,24 @@ import pandas as pd
 
 from include.mlpipeline.core.problem import ProblemSpec, load_problem
 from include.mlpipeline.core.settings import Settings, get_settings
+from include.mlpipeline.core.split import PartSize, Split
 from include.mlpipeline.data.etl import FEATURES
 from include.mlpipeline.data.lake import Lake, PartitionNotFoundError, as_day
 from include.mlpipeline.data.quality import DataQualityError, apply_gate
 from include.mlpipeline.data.versioning import window_version
+from include.mlpipeline.ml.sampling import assign_parts, sample_quotas, sample_rows
+from include.mlpipeline.ml.task_kinds import task_kind
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class TrainingWindow:
-    """Which feature partitions a training run uses, and how they split."""
+    """Which feature partitions a training run uses, and how they split.
+
+    With a time axis the parts are lists of days. A snapshot's window is its newest load, the same
+    single day in all three lists, and ``row_split`` says how its rows are assigned to the parts.
+    """
 
     train_days: list[str]
     validation_days: list[str]
@@ -36,10 +45,12 @@ class TrainingWindow:
     data_version: str
     content_hashes: dict[str, str]
     md5s: dict[str, str] = field(default_factory=dict)
+    row_split: dict[str, Any] | None = None  # snapshot: {"validation", "test", "seed", "group_by"}
 
     @property
     def days(self) -> list[str]:
-        return [*self.train_days, *self.validation_days, *self.test_days]
+        """The window's partitions, oldest first, each once."""
+        return sorted({*self.train_days, *self.validation_days, *self.test_days})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,54 +60,115 @@ class TrainingWindow:
         return cls(**data)
 
 
+def effective_split(problem: ProblemSpec, settings: Settings) -> Split:
+    """The problem's split with the settings that override it (``MLP_TRAIN_WINDOW_DAYS``,
+    ``MLP_VALIDATION_SIZE``, ``MLP_TEST_SIZE``)."""
+    split = problem.split
+    return Split(
+        window_days=settings.train_window_days if settings.train_window_days is not None else split.window_days,
+        validation=settings.validation_size or split.validation,
+        test=settings.test_size or split.test,
+        group_by=split.group_by,
+    )
+
+
+def newest_days(rows: Mapping[str, int], size: PartSize, total: int) -> int:
+    """How many of the newest days (``rows``: day -> rows, oldest first) make a part of ``size``; a share
+    is of ``total``, the window's rows."""
+    if size.unit == "days":
+        return int(size.amount)
+    wanted, taken, held = size.rows_of(total), 0, 0
+    for count in reversed(list(rows.values())):
+        taken, held = taken + 1, held + count
+        if held >= wanted:
+            break
+    return taken
+
+
+def split_days(rows: Mapping[str, int], validation: PartSize, test: PartSize) -> tuple[list[str], list[str], list[str]]:
+    """Days in time order split into train, validation and test (newest): see :mod:`core.split`.
+
+    Raises:
+        DataQualityError: when the days cannot hold a train, a validation and a test part.
+    """
+    days, total = list(rows), sum(rows.values())
+    test_count = min(newest_days(rows, test, total), len(days))
+    before_test = dict(list(rows.items())[: len(days) - test_count])
+    validation_count = newest_days(before_test, validation, total) if before_test else 0
+    if not days or not validation_count or len(days) - test_count - validation_count < 1:
+        parts = f"a test part of {test}, a validation part of {validation} and a day to train on"
+        if validation.unit == test.unit == "days":
+            parts = f"{int(test.amount + validation.amount) + 1} needed for {parts}"
+        raise DataQualityError(
+            "training_window",
+            {"enough_days": 0},
+            f"{len(days)} feature partitions available, {parts} ({sum(rows.values())} rows available): load more "
+            "days or make the parts smaller (MLP_TEST_SIZE, MLP_VALIDATION_SIZE).",
+        )
+    train_end = len(days) - test_count - validation_count
+    return days[:train_end], days[train_end : len(days) - test_count], days[len(days) - test_count :]
+
+
 def select_window(
     newest: str | dt.date | None = None,
     *,
     window_days: int | None = None,
     lake: Lake | None = None,
     settings: Settings | None = None,
+    problem: ProblemSpec | None = None,
 ) -> TrainingWindow:
-    """The last ``window_days`` feature partitions up to ``newest``, split by day.
+    """The feature partitions a training run uses, up to ``newest``, and how they split.
+
+    With a time axis: the newest ``window_days`` partitions (default: the problem's split and the
+    settings), split by day. A snapshot: its newest partition, split by rows when it is read.
 
     Raises:
-        DataQualityError: if the window has too few days for a train, a validation and a test part.
+        DataQualityError: if there is no partition, or too few days for a train, a validation and a
+            test part.
     """
     settings = settings or get_settings()
+    problem = problem or load_problem()
     lake = lake or Lake.from_settings()
-    window_days = window_days or settings.train_window_days
+    split = effective_split(problem, settings)
     available = lake.partitions(FEATURES)
     if newest is not None:
         cutoff = as_day(newest)
         available = [d for d in available if d <= cutoff]
-    days = available[-window_days:]
-    needed = settings.validation_days + settings.test_days + 1
-    if len(days) < needed:
+    if not available and problem.snapshot:
         raise DataQualityError(
-            "training_window",
-            {"enough_days": 0},
-            f"{len(days)} feature partitions available, {needed} needed "
-            f"({settings.test_days} test + {settings.validation_days} validation + at least 1 to train).",
+            "training_window", {"enough_days": 0}, "0 feature partitions available: run etl to load the table first."
         )
-    iso = [d.isoformat() for d in days]
-    test = iso[-settings.test_days :]
-    validation = iso[-(settings.test_days + settings.validation_days) : -settings.test_days]
-    train = iso[: -(settings.test_days + settings.validation_days)]
-    hashes, md5s = {}, {}
-    for day in days:
-        manifest = lake.manifest(FEATURES, day) or {}
-        hashes[day.isoformat()] = manifest.get("content_hash", "")
-        md5s[day.isoformat()] = manifest.get("md5", "")
+    window_days = window_days or split.window_days
+    days = available[-1:] if problem.snapshot else available[-window_days:] if window_days else available
+    manifests = {day.isoformat(): lake.manifest(FEATURES, day) or {} for day in days}
+    row_split = None
+    if problem.snapshot:
+        train = validation = test = list(manifests)
+        row_split = {
+            "validation": split.validation,
+            "test": split.test,
+            "seed": settings.random_seed,
+            "group_by": split.group_by,
+        }
+    else:
+        rows = {day: int(manifest.get("rows", 0)) for day, manifest in manifests.items()}
+        train, validation, test = split_days(rows, PartSize.parse(split.validation), PartSize.parse(split.test))
+    hashes = {day: manifest.get("content_hash", "") for day, manifest in manifests.items()}
+    md5s = {day: manifest.get("md5", "") for day, manifest in manifests.items()}
     # The data version is built from the files' md5s: the DVC addresses the bytes can be restored by.
-    window = TrainingWindow(train, validation, test, window_version(md5s), hashes, md5s)
-    log.info(
-        "window %s..%s: %d train, %d validation, %d test days; data version %s",
-        iso[0],
-        iso[-1],
-        len(train),
-        len(validation),
-        len(test),
-        window.data_version,
-    )
+    window = TrainingWindow(train, validation, test, window_version(md5s), hashes, md5s, row_split)
+    if row_split:
+        log.info("window: snapshot %s split by rows %s; data version %s", train[0], row_split, window.data_version)
+    else:
+        log.info(
+            "window %s..%s: %d train, %d validation, %d test days; data version %s",
+            train[0],
+            test[-1],
+            len(train),
+            len(validation),
+            len(test),
+            window.data_version,
+        )
     return window
 
 
@@ -117,54 +189,6 @@ class TrainingSet:
     @property
     def sampled(self) -> bool:
         return self.window_rows is not None and self.rows < self.window_rows
-
-
-def sample_quotas(rows: Mapping[str, int], max_rows: int) -> dict[str, int]:
-    """How many rows each day keeps so that the window holds at most ``max_rows``.
-
-    Args:
-        rows: Rows of each day's partition.
-        max_rows: The cap on the whole window.
-
-    Returns:
-        Rows to keep per day: all of them when the window fits under the cap; otherwise the same share
-        of every day (so each part, and each day, keeps its weight in the window), plus one row per
-        non-empty day when the cap leaves room for it, never more than ``max_rows`` in total.
-    """
-    total = sum(rows.values())
-    if total <= max_rows:
-        return dict(rows)
-    nonempty = sum(1 for count in rows.values() if count > 0)
-    # One row per day is set aside first, so a thin day (a holiday, a partial delivery) is not sampled away.
-    reserved = 1 if max_rows >= nonempty else 0
-    spread = max_rows - reserved * nonempty
-    # Integer arithmetic: the floors sum to at most ``spread``, so the total never exceeds the cap.
-    return {day: min(count, reserved + count * spread // total) if count else 0 for day, count in rows.items()}
-
-
-def sample_rows(frame: pd.DataFrame, keep: int, key_columns: Sequence[str], seed: int) -> pd.DataFrame:
-    """The ``keep`` rows of ``frame`` whose key hashes lowest, in the frame's order.
-
-    Which rows are kept depends on their keys and the seed, not on their order in the file, so the
-    same partition gives the same sample in every run; and samples are nested (a larger ``keep``
-    keeps every row a smaller one keeps), so windows that overlap share most rows on their common days.
-
-    Args:
-        frame: One partition.
-        keep: Rows to keep; ``frame`` is returned as it is if it has no more than that.
-        key_columns: Columns identifying a row (all columns if none of them is in the frame).
-        seed: Salt of the hash (the pipeline's random seed).
-
-    Returns:
-        At most ``keep`` rows, index reset.
-    """
-    if keep >= len(frame):
-        return frame
-    columns = [c for c in key_columns if c in frame.columns] or list(frame.columns)
-    salt = f"{seed % 10**16:016d}"  # pandas' hash key: 16 characters
-    hashes = pd.util.hash_pandas_object(frame[columns], index=False, hash_key=salt).to_numpy()
-    chosen = np.sort(np.argsort(hashes, kind="stable")[:keep])
-    return frame.iloc[chosen].reset_index(drop=True)
 
 
 def load_training_set(
@@ -193,7 +217,8 @@ def load_training_set(
 
     Raises:
         DataQualityError: if the data breaks the feature contract (no row may fail here: feature
-            partitions already passed that gate), or a part has a single class.
+            partitions already passed that gate), or a part's target cannot train or test the task's
+            model (a single class, a constant or missing value).
     """
     settings = settings or get_settings()
     problem = problem or load_problem()
@@ -228,22 +253,31 @@ def load_training_set(
     frame = pd.concat(frames, ignore_index=True)
     del frames  # the parts are copies of it below: do not hold the pieces as well
     checked = apply_gate(frame, problem.feature_schema, gate="training_set", max_quarantine_share=0.0).valid
+    kind = task_kind(problem.task)
+    if window.row_split:
+        group_by = window.row_split.get("group_by")
+        assigned = assign_parts(
+            checked,
+            key_columns=[group_by] if group_by else problem.key_columns,
+            stratify=checked[problem.target].to_numpy() if kind.classifier and not group_by else None,
+            validation=PartSize.parse(window.row_split["validation"]),
+            test=PartSize.parse(window.row_split["test"]),
+            seed=int(window.row_split["seed"]),
+        )
     parts = {}
     for name, part_days in (
         ("train", window.train_days),
         ("validation", window.validation_days),
         ("test", window.test_days),
     ):
-        part = checked.loc[row_days.isin([as_day(d).isoformat() for d in part_days]).to_numpy()]
-        part = part.reset_index(drop=True)
-        classes = sorted(int(value) for value in part[problem.target].unique())
-        if len(classes) < 2:
-            raise DataQualityError(
-                "training_set",
-                {f"{name}_has_both_classes": 0},
-                f"The {name} days {part_days[0]}..{part_days[-1]} hold {len(part)} rows with label values "
-                f"{classes}: a classifier needs both classes.",
-            )
+        rows = assigned == name if window.row_split else row_days.isin(part_days).to_numpy()
+        part = checked.loc[rows].reset_index(drop=True)
+        where = (
+            f"The {name} part of {part_days[0]} holds"
+            if window.row_split
+            else f"The {name} days {part_days[0]}..{part_days[-1]} hold"
+        )
+        _check_target(kind, part[problem.target].to_numpy(), name, where)
         parts[name] = part
     data = TrainingSet(**parts, window_rows=window_rows, max_rows=max_rows)
     log.info(
@@ -252,3 +286,21 @@ def load_training_set(
         f" (sampled from {window_rows})" if data.sampled else "",
     )
     return data
+
+
+def _check_target(kind: Any, y: np.ndarray, part: str, where: str) -> None:
+    """Raise a DataQualityError naming the part when its target cannot train or test the task's model."""
+    if kind.target_problems(y, part) is None:
+        return
+    if not kind.classifier:
+        raise DataQualityError(
+            "training_set", {f"{part}_target": 0}, f"{where} {len(y)} rows: {kind.target_problems(y, part)}."
+        )
+    classes = sorted({v.item() if hasattr(v, "item") else v for v in y}, key=str)
+    if len(classes) < 2:
+        check, need = f"{part}_has_both_classes", "a classifier needs two classes at least"
+    else:
+        check, need = f"{part}_labels_are_0_or_1", "a binary target must be 0 or 1"
+    raise DataQualityError(
+        "training_set", {check: 0}, f"{where} {len(y)} rows with label values {classes[:10]}: {need}."
+    )

@@ -17,13 +17,21 @@ default share threshold of 30% flags 13 of 47 weeks: the February blizzard, the 
 the December snow, and several spring and autumn temperature swings. Short summer thunderstorms
 barely move a week's distributions: drift alone misses them, the live-performance check is there
 for that. Calendar features that shift by construction (the problem lists them in
-``ProblemSpec.drift_exclude``, e.g. month) are not tested. **Live performance** is the champion's log
-loss and ROC AUC on served predictions whose outcome is known, next to its offline test metrics.
+``ProblemSpec.drift_exclude``, e.g. month) are not tested. **Live performance** is the champion's
+metrics on served predictions whose outcome is known (``live_outcomes.variant_metrics`` of the
+champion's task, read from its registered model's metadata), next to its offline test metrics.
 
-A retrain is requested when the share of drifted features reaches ``MLP_DRIFT_SHARE_THRESHOLD`` or
-live ROC AUC falls ``MLP_LIVE_AUC_DROP`` below the offline one, by more than sampling noise (1.645
-standard errors of the live AUC, so a few hundred outcomes cannot trigger a retrain by chance). The
-Evidently HTML report is kept in the lake (``monitoring/date=D/``) and in MLflow (experiment
+A retrain is requested when the share of drifted features reaches ``MLP_DRIFT_SHARE_THRESHOLD``, or
+when live performance fell by more than sampling noise (1.645 standard errors, so a few hundred
+outcomes cannot trigger a retrain by chance), on at least 100 outcomes:
+
+- binary: live ROC AUC ``MLP_LIVE_AUC_DROP`` or more below the offline test ROC AUC (standard error:
+  Hanley and McNeil);
+- multiclass and regression: the live mean per-prediction loss (log loss; squared error) more than
+  ``MLP_LIVE_LOSS_RISE`` (relative) above the offline test loss (test log loss; test RMSE squared),
+  standard error ``std / sqrt(n)`` of the live mean.
+
+The Evidently HTML report is kept in the lake (``monitoring/date=D/``) and in MLflow (experiment
 ``<model>-monitoring``).
 """
 
@@ -129,14 +137,53 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, features: list[
     return snapshot, scores, sorted(drifted), share
 
 
-def live_performance(lake: Lake, problem: ProblemSpec, champion_version: str, lookback_days: int) -> dict[str, float]:
-    """The champion's metrics on its recent served predictions with a known outcome ({} if none)."""
+def live_performance(
+    lake: Lake, problem: ProblemSpec, champion_version: str, lookback_days: int, task: str | None = None
+) -> dict[str, float]:
+    """The champion's metrics on its recent served predictions with a known outcome ({} if none).
+
+    ``task`` is the champion's (its registered metadata; default the problem's). For multiclass and
+    regression the metrics also carry ``mean_loss`` and ``loss_std`` (of the per-prediction loss),
+    which the live check compares with the offline loss.
+    """
+    task = task or problem.task
+    if task != problem.task:
+        message = "champion %s predicts %s, the problem %s: live performance not compared"
+        log.warning(message, champion_version, task, problem.task)
+        return {}
     days = recent_days(lake, lookback_days)
     scored = scored_predictions(days, lake=lake, problem=problem, label_partitions=lookback_days + 7) if days else None
     if scored is None or scored.empty:
         return {}
     mine = scored[(scored["variant"] == CHAMPION) & (scored["model_version"] == str(champion_version))]
-    return variant_metrics(mine) if len(mine) else {}
+    if not len(mine):
+        return {}
+    metrics = variant_metrics(mine, task)
+    if task != "binary":
+        metrics["mean_loss"] = float(mine["loss"].mean())
+        metrics["loss_std"] = float(mine["loss"].std(ddof=1)) if len(mine) > 1 else 0.0
+    return metrics
+
+
+OFFLINE_METRICS = {
+    "binary": ("roc_auc", "log_loss"),
+    "multiclass": ("log_loss", "macro_f1", "accuracy"),
+    "regression": ("rmse", "mae", "r2"),
+}
+"""The champion's offline test metrics the summary shows next to the live ones, by task kind."""
+
+
+def offline_metrics(run_metrics: dict[str, float], task: str) -> dict[str, float]:
+    """The champion's offline test metrics (its training run's ``test_*`` metrics) of ``task``."""
+    return {k: run_metrics[f"test_{k}"] for k in OFFLINE_METRICS[task] if f"test_{k}" in run_metrics}
+
+
+def champion_task(name: str, version: str, problem: ProblemSpec) -> str:
+    """The task a registered version was trained for (its model metadata; older versions: the problem's)."""
+    import mlflow
+
+    metadata = mlflow.models.get_model_info(f"models:/{name}/{version}").metadata or {}
+    return str(metadata.get("task") or problem.task)
 
 
 def _compare(
@@ -186,8 +233,18 @@ def auc_standard_error(auc: float, positives: int, negatives: int) -> float:
     return float(max(variance, 0.0) / (positives * negatives)) ** 0.5
 
 
+LIVE_MIN_OUTCOMES = 100  # fewer outcomes than this say too little about live performance to act on
+
+
 def _live_check(summary: dict[str, Any], settings: Settings) -> str | None:
-    """A reason to retrain if live ROC AUC fell too far below the offline one, by more than its noise.
+    """A reason to retrain if live performance fell too far below the offline one, by more than its noise."""
+    if summary.get("task", "binary") == "binary":
+        return _live_auc_check(summary, settings)
+    return _live_loss_check(summary, settings)
+
+
+def _live_auc_check(summary: dict[str, Any], settings: Settings) -> str | None:
+    """Binary: live ROC AUC fell too far below the offline one, by more than its noise.
 
     Live AUC comes from the outcomes known so far, often a few hundred: with 100 outcomes, 20 of
     them late, and an AUC of 0.70, its standard error is 0.07, more than the default limit. So a drop
@@ -195,7 +252,7 @@ def _live_check(summary: dict[str, Any], settings: Settings) -> str | None:
     errors of the live AUC (the offline test set is far larger; its own error is left out).
     """
     live, offline = summary["live"], summary["offline"]
-    if live.get("roc_auc") is None or "roc_auc" not in offline or live["predictions"] < 100:
+    if live.get("roc_auc") is None or "roc_auc" not in offline or live["predictions"] < LIVE_MIN_OUTCOMES:
         return None
     positives = round(live["positive_rate"] * live["predictions"])
     error = auc_standard_error(live["roc_auc"], positives, int(live["predictions"]) - positives)
@@ -206,6 +263,40 @@ def _live_check(summary: dict[str, Any], settings: Settings) -> str | None:
     return (
         f"live ROC AUC {live['roc_auc']:.3f} is {drop:.3f} below offline {offline['roc_auc']:.3f} "
         f"(limit {settings.live_auc_drop}; standard error of the live AUC {error:.3f}, "
+        f"{live['predictions']:.0f} outcomes)"
+    )
+
+
+def offline_loss(offline: dict[str, float], task: str) -> float | None:
+    """The offline mean per-prediction loss: test log loss (multiclass), test RMSE squared (regression)."""
+    if task == "multiclass":
+        return offline.get("log_loss")
+    return offline["rmse"] ** 2 if "rmse" in offline else None
+
+
+def _live_loss_check(summary: dict[str, Any], settings: Settings) -> str | None:
+    """Multiclass and regression: the live mean loss rose too far above the offline one, beyond its noise.
+
+    A rise counts when the live mean loss is more than ``MLP_LIVE_LOSS_RISE`` (relative) above the
+    offline test loss and the excess is also larger than ``LIVE_AUC_Z`` standard errors of the live
+    mean (``std / sqrt(n)``; the offline test set is far larger, its own error is left out).
+    """
+    task, live = summary["task"], summary["live"]
+    offline = offline_loss(summary["offline"], task)
+    if offline is None or "mean_loss" not in live or live["predictions"] < LIVE_MIN_OUTCOMES:
+        return None
+    limit = settings.live_loss_rise
+    loss, error = live["mean_loss"], live["loss_std"] / live["predictions"] ** 0.5
+    excess = loss - offline
+    summary["live_loss"], summary["offline_loss"] = loss, offline
+    summary["loss_rise"] = excess / offline if offline > 0 else float("nan")
+    summary["live_loss_standard_error"] = error
+    if excess <= limit * offline or excess <= LIVE_AUC_Z * error:
+        return None
+    statistic = "log loss" if task == "multiclass" else "squared error"
+    return (
+        f"live mean {statistic} {loss:.4g} is {excess:.4g} above offline {offline:.4g} "
+        f"({summary['loss_rise']:+.1%}; limit +{limit:.0%}; standard error of the live mean {error:.4g}, "
         f"{live['predictions']:.0f} outcomes)"
     )
 
@@ -228,12 +319,20 @@ def _log_run(summary: dict[str, Any], name: str, day: dt.date, folder: Path) -> 
                 mlflow.log_metric(f"{label}_drift_share", part["drift_share"])
                 mlflow.log_metrics({f"{label}_drift_{k}": v for k, v in part["scores"].items()})
         mlflow.log_metrics({f"live_{k}": v for k, v in summary["live"].items()})
-        mlflow.log_metrics({k: summary[k] for k in ("live_auc_drop", "live_auc_standard_error") if k in summary})
+        mlflow.log_metrics({k: summary[k] for k in LIVE_CHECK_KEYS if k in summary})
         for path in folder.glob("*.html"):
             mlflow.log_artifact(str(path), artifact_path="drift")
 
 
 COMPARISONS = ("newest_days", "served_inputs")
+LIVE_CHECK_KEYS = (
+    "live_auc_drop",
+    "live_auc_standard_error",
+    "live_loss",
+    "offline_loss",
+    "loss_rise",
+    "live_loss_standard_error",
+)
 
 
 def monitor(days: list[str], *, lake: Lake | None = None, settings: Settings | None = None) -> dict[str, Any]:
@@ -283,8 +382,9 @@ def monitor(days: list[str], *, lake: Lake | None = None, settings: Settings | N
                     f"({share:.0%} >= {settings.drift_share_threshold:.0%}): {', '.join(drifted)}"
                 )
         offline = MlflowClient().get_run(MlflowClient().get_model_version(name, champion).run_id).data.metrics
-        summary["offline"] = {k: offline[f"test_{k}"] for k in ("roc_auc", "log_loss") if f"test_{k}" in offline}
-        summary["live"] = live_performance(lake, problem, champion, settings.ab_lookback_days)
+        summary["task"] = champion_task(name, champion, problem)
+        summary["offline"] = offline_metrics(offline, summary["task"])
+        summary["live"] = live_performance(lake, problem, champion, settings.ab_lookback_days, summary["task"])
         if reason := _live_check(summary, settings):
             reasons.append(reason)
         summary["retrain"], summary["reasons"] = bool(reasons), reasons

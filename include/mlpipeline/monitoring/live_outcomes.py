@@ -3,11 +3,25 @@
 The API logs every prediction (``predictions/``, partitioned by the day it was made). Outcomes come
 from the pipeline itself (the label in the feature partitions, once a later ETL run has landed what
 really happened) and from callers (``POST /feedback``, which wins when both exist).
+
+Each scored prediction gets its ``loss``, the task kind's per-prediction loss (lower is better):
+
+- ``binary``: the log loss of the logged p(positive) (also kept as ``log_loss``);
+- ``multiclass``: the log loss of the probability the logged class probabilities (``probabilities``,
+  a JSON object {class: probability}) gave the class that happened; classes compare as text;
+- ``regression``: the squared error of the logged ``value``.
+
+Logs written before the API logged ``value`` and ``probabilities`` (binary models only) lack those
+columns; a multiclass or regression prediction without them cannot be scored and is left out.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
+import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,7 +29,10 @@ import pandas as pd
 from include.mlpipeline.core.problem import ProblemSpec
 from include.mlpipeline.data.etl import FEATURES
 from include.mlpipeline.data.lake import Lake
+from include.mlpipeline.ml.task_kinds import task_kind
 from include.mlpipeline.serving.prediction_log import FEEDBACK, PREDICTIONS
+
+log = logging.getLogger(__name__)
 
 EPSILON = 1e-7
 
@@ -40,10 +57,26 @@ def scored_predictions(
     Outcomes: the problem's label in the newest ``label_partitions`` feature partitions (where newly
     landed outcomes are; the log is partitioned by when a prediction was made, the features by the
     data's own day, so they are matched by key, not by day), overridden by ``/feedback`` outcomes.
+
+    Returns:
+        The logged columns plus ``outcome`` and ``loss`` (module doc); binary rows also carry
+        ``log_loss`` (the same loss) and ``predicted_positive``.
     """
     predictions = lake.read_appended(PREDICTIONS, days)
     if predictions.empty:
         return predictions
+    outcomes = _outcomes(days, lake=lake, problem=problem, label_partitions=label_partitions)
+    scored = predictions.merge(outcomes, on="id", how="inner")
+    scored = scored[scored["outcome"].notna()].reset_index(drop=True)
+    if problem.task == "binary":
+        return _score_binary(scored, problem)
+    if problem.task == "multiclass":
+        return _score_multiclass(scored)
+    return _score_regression(scored)
+
+
+def _outcomes(days: list[dt.date], *, lake: Lake, problem: ProblemSpec, label_partitions: int) -> pd.DataFrame:
+    """What happened, by prediction id: the feature partitions' label, overridden by ``/feedback``."""
     key = problem.key_columns[0]
     labels = [
         lake.read(FEATURES, day, columns=[key, problem.target]) for day in lake.partitions(FEATURES)[-label_partitions:]
@@ -57,17 +90,96 @@ def scored_predictions(
     if not feedback.empty:
         latest = feedback.sort_values("received_at").drop_duplicates("id", keep="last")[["id", "outcome"]]
         outcomes = pd.concat([outcomes[~outcomes["id"].isin(latest["id"])], latest])
-    scored = predictions.merge(outcomes.astype({"id": str}), on="id", how="inner")
-    probability = scored["probability"].clip(EPSILON, 1 - EPSILON)
+    return outcomes.astype({"id": str})
+
+
+def _score_binary(scored: pd.DataFrame, problem: ProblemSpec) -> pd.DataFrame:
     outcome = scored["outcome"].astype(int)
-    scored["log_loss"] = -(outcome * np.log(probability) + (1 - outcome) * np.log(1 - probability))
-    scored["outcome"] = outcome
-    scored["predicted_positive"] = scored["label"] == problem.positive_label
-    return scored
+    loss = task_kind("binary").losses(outcome.to_numpy(), scored["probability"].to_numpy(dtype="float64"))
+    return scored.assign(
+        outcome=outcome, loss=loss, log_loss=loss, predicted_positive=scored["label"] == problem.positive_label
+    )
 
 
-def variant_metrics(scored: pd.DataFrame) -> dict[str, float]:
-    """Live metrics of one variant's scored predictions."""
+def _score_multiclass(scored: pd.DataFrame) -> pd.DataFrame:
+    logged = scored["probabilities"] if "probabilities" in scored else pd.Series("", index=scored.index)
+    parsed = [class_probabilities(text) for text in logged]
+    known = np.array([row is not None for row in parsed], dtype=bool)
+    _warn_unscorable(int((~known).sum()), len(scored), "no class probabilities (`probabilities`) logged")
+    scored = scored[known].reset_index(drop=True)
+    rows = [row for row in parsed if row is not None]
+    if not rows:
+        return scored.assign(outcome=pd.Series(dtype=object), loss=pd.Series(dtype="float64"))
+    classes = list(dict.fromkeys(name for row in rows for name in row))
+    matrix = np.array([[row.get(name, 0.0) for name in classes] for row in rows], dtype="float64")
+    outcome = scored["outcome"].map(class_text)
+    loss = task_kind("multiclass").losses(outcome.to_numpy(dtype=object), matrix, classes)
+    return scored.assign(outcome=outcome, label=scored["label"].map(class_text), loss=loss)
+
+
+def _score_regression(scored: pd.DataFrame) -> pd.DataFrame:
+    value = pd.to_numeric(scored["value"], errors="coerce") if "value" in scored else pd.Series(np.nan, scored.index)
+    outcome = pd.to_numeric(scored["outcome"], errors="coerce")
+    _warn_unscorable(int(value.isna().sum()), len(scored), "no predicted `value` logged")
+    _warn_unscorable(int((value.notna() & outcome.isna()).sum()), len(scored), "an outcome that is not a number")
+    known = (value.notna() & outcome.notna()).to_numpy()
+    scored = scored[known].assign(value=value[known], outcome=outcome[known]).reset_index(drop=True)
+    loss = task_kind("regression").losses(scored["outcome"].to_numpy(), scored["value"].to_numpy())
+    return scored.assign(loss=loss)
+
+
+def _warn_unscorable(count: int, total: int, why: str) -> None:
+    if count:
+        log.warning("%d of %d logged predictions with a known outcome have %s: left out of scoring", count, total, why)
+
+
+def class_text(value: Any) -> str:
+    """A class as text, the same whichever way it was stored: 2, 2.0, "2" and "2.0" are all "2"
+    (a label column read back as floats, a class posted to ``/feedback`` as a number)."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return str(int(number)) if math.isfinite(number) and number.is_integer() else text
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def class_probabilities(text: Any) -> dict[str, float] | None:
+    """The logged JSON object {class: probability}, classes as :func:`class_text`; None if absent or unreadable."""
+    if not isinstance(text, str) or not text.strip():
+        return None
+    try:
+        parsed = json.loads(text)
+        if not isinstance(parsed, dict) or not parsed:
+            return None
+        return {class_text(name): float(probability) for name, probability in parsed.items()}
+    except (ValueError, TypeError):
+        return None
+
+
+def variant_metrics(scored: pd.DataFrame, task: str = "binary") -> dict[str, float]:
+    """Live metrics of one variant's scored predictions (:func:`scored_predictions`) of a ``task``.
+
+    binary: predictions, positive_rate, mean_probability, log_loss, brier, accuracy, roc_auc (with both
+    outcomes); multiclass: predictions, log_loss, accuracy, macro_f1; regression: predictions, rmse,
+    mae, mean_value, mean_outcome.
+    """
+    if task == "binary":
+        return _binary_metrics(scored)
+    if task == "multiclass":
+        return _multiclass_metrics(scored)
+    if task == "regression":
+        return _regression_metrics(scored)
+    raise ValueError(f"unknown task {task!r}; one of binary, multiclass, regression")
+
+
+def _binary_metrics(scored: pd.DataFrame) -> dict[str, float]:
     from sklearn.metrics import roc_auc_score
 
     metrics = {
@@ -81,3 +193,27 @@ def variant_metrics(scored: pd.DataFrame) -> dict[str, float]:
     if scored["outcome"].nunique() == 2:
         metrics["roc_auc"] = float(roc_auc_score(scored["outcome"], scored["probability"]))
     return metrics
+
+
+def _multiclass_metrics(scored: pd.DataFrame) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+
+    outcome, predicted = scored["outcome"].astype(str), scored["label"].astype(str)
+    # Classes that neither happened nor were predicted in this window have no F1: leave them out of the mean.
+    labels = sorted(set(outcome) | set(predicted))
+    return {
+        "predictions": float(len(scored)),
+        "log_loss": float(scored["loss"].mean()),
+        "accuracy": float((outcome == predicted).mean()),
+        "macro_f1": float(f1_score(outcome, predicted, labels=labels, average="macro", zero_division=0)),
+    }
+
+
+def _regression_metrics(scored: pd.DataFrame) -> dict[str, float]:
+    return {
+        "predictions": float(len(scored)),
+        "rmse": float(np.sqrt(scored["loss"].mean())),
+        "mae": float((scored["value"] - scored["outcome"]).abs().mean()),
+        "mean_value": float(scored["value"].mean()),
+        "mean_outcome": float(scored["outcome"].mean()),
+    }

@@ -3,10 +3,13 @@
 Run it with ``uvicorn --factory include.mlpipeline.serving.app:create_app``. Endpoints:
 
 - ``POST /predict``: ``{"<records key>": [record, ...]}`` (1 to ``MLP_API_MAX_BATCH`` records) ->
-  one probability and label per record, and the model version that computed them;
-- ``POST /feedback``: what actually happened to predicted records (the A/B evaluation joins these);
+  one answer per record, by the problem's task kind (:mod:`.answers`: a probability and label, class
+  probabilities, or a value), and the model version that computed it;
+- ``POST /feedback``: what actually happened to predicted records (:mod:`.feedback`; the A/B
+  evaluation joins these);
 - ``GET /health``: the process is alive; ``GET /ready``: a model is loaded (503 until then);
-- ``GET /model``: the served model's lineage (version, run, data version, window, metrics, threshold);
+- ``GET /model``: the served model's lineage (version, run, data version, window, metrics, task,
+  classes, threshold);
 - ``POST /admin/reload``: check the registry alias now (deploy calls it);
 - ``GET /metrics``: Prometheus metrics.
 
@@ -17,8 +20,9 @@ model's encoders answer them as a rare category (one-hot models) or with the ove
 
 The parts: :mod:`.middleware` (body size limit, request metrics), :mod:`.request_parsing` (a
 /predict body to checked columns), :mod:`.scoring` (one pass over concurrent requests, which
-:mod:`.batching` gathers), :mod:`.model_store` (the served models, hot reload) and
-:mod:`.prediction_log` (A/B routing, the log of every answer).
+:mod:`.batching` gathers), :mod:`.answers` (the answer of each task kind, its schema and JSON),
+:mod:`.feedback` (the outcomes /feedback takes), :mod:`.model_store` (the served models, hot
+reload) and :mod:`.prediction_log` (A/B routing, the log of every answer).
 """
 
 # No `from __future__ import annotations` here: FastAPI must see the request model built at runtime.
@@ -29,21 +33,21 @@ import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-import orjson
 import pandas as pd
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, Field
 
 from include.mlpipeline.core.problem import ProblemSpec, load_problem
 from include.mlpipeline.core.settings import Settings, get_settings
 from include.mlpipeline.data.lake import Lake
+from include.mlpipeline.serving.answers import ScoredRequest, task_answers
 from include.mlpipeline.serving.batching import Coalescer
+from include.mlpipeline.serving.feedback import feedback_request_model, served_classes, unknown_classes
 from include.mlpipeline.serving.metrics import ServingMetrics
 from include.mlpipeline.serving.middleware import BodySizeLimit, RequestMetrics
-from include.mlpipeline.serving.model_store import ModelStore
+from include.mlpipeline.serving.model_store import LoadedModel, ModelStore
 from include.mlpipeline.serving.prediction_log import FEEDBACK, PredictionLog, now_utc
 from include.mlpipeline.serving.request_parsing import (
     PredictBodyParser,
@@ -51,38 +55,12 @@ from include.mlpipeline.serving.request_parsing import (
     one_pass_json_route,
     predict_request_model,
 )
-from include.mlpipeline.serving.scoring import ScoredRequest, Scorer, ScoringJob
+from include.mlpipeline.serving.scoring import Scorer, ScoringJob
 from include.mlpipeline.telemetry.sentry import init_sentry
 
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="Required when MLP_API_KEY is set.")
 VARIANT_HEADER = "X-Model-Variant"
 COALESCE_MAX_RECORDS = 10_000  # most records concurrent /predict requests share one pass through features and model
-
-
-class Prediction(BaseModel):
-    id: str = Field(description="Key of the record (built from its fields).")
-    probability: float = Field(ge=0, le=1, description="Predicted probability of the positive class.")
-    label: str = Field(description="Class name at the threshold of the model that answered.")
-    positive: bool = Field(description="probability >= threshold.")
-    variant: Literal["champion", "challenger"] = Field(description="A/B variant that answered this record.")
-    model_version: str = Field(description="Registered model version that computed this record's answer.")
-
-
-class PredictResponse(BaseModel):
-    request_id: str
-    model_name: str
-    model_version: str = Field(description="The champion's version (with A/B testing on, see each prediction).")
-    threshold: float = Field(description="The champion's decision threshold.")
-    predictions: list[Prediction]
-
-
-class Outcome(BaseModel):
-    id: str = Field(min_length=1, max_length=200, description="Key of a predicted record (the prediction's id).")
-    outcome: Literal[0, 1] = Field(description="What happened: 1 for the positive class.")
-
-
-class FeedbackRequest(BaseModel):
-    outcomes: list[Outcome] = Field(min_length=1, max_length=10_000)
 
 
 # The small dependencies are ``async``: FastAPI runs a sync dependency in its thread pool, one
@@ -190,32 +168,12 @@ def _limit_native_threads(threads: int) -> Any:
     return threadpool_limits(limits=threads)
 
 
-def _prediction_response(request_id: str, scored: ScoredRequest) -> Response:
-    """The /predict answer, encoded here rather than returned for FastAPI to validate and encode against
-    PredictResponse (still the documented schema): for 1,000 records that cost more than the model."""
-    columns = (scored.probabilities, scored.labels, scored.positive, scored.variants, scored.versions)
-    rows = zip(scored.keys.tolist(), *(values.tolist() for values in columns), strict=True)
-    return Response(
-        orjson.dumps(
-            {
-                "request_id": request_id,
-                "model_name": scored.champion.name,
-                "model_version": scored.champion.version,
-                "threshold": float(scored.champion.threshold),
-                "predictions": [
-                    {"id": k, "probability": p, "label": lb, "positive": pos, "variant": v, "model_version": mv}
-                    for k, p, lb, pos, v, mv in rows
-                ],
-            }
-        ),
-        media_type="application/json",
-    )
-
-
 def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: ServingMetrics) -> APIRouter:
     router = APIRouter()
     PredictRequest = predict_request_model(problem, settings)  # noqa: N806 - a class
     bodies = PredictBodyParser(problem, settings, PredictRequest)
+    answers = task_answers(problem)
+    FeedbackRequest = feedback_request_model(problem)  # noqa: N806 - a class
     # Concurrent requests share one pass through the feature code and the models (see batching.py).
     coalescer: Coalescer[ScoringJob, ScoredRequest] = Coalescer(
         Scorer(problem, settings, metrics).score, ScoringJob.record_count, COALESCE_MAX_RECORDS
@@ -232,25 +190,29 @@ def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: Servin
     ) -> Response:
         records = getattr(body, problem.request_key)
         job = ScoringJob(bodies.columns(records), records, variant, store, prediction_log, time.perf_counter())
-        return _prediction_response(job.request_id, coalescer.run(job))
+        return Response(answers.encode(job.request_id, coalescer.run(job)), media_type="application/json")
 
     require_api_key = Depends(ApiKeyCheck(settings))
     router.add_api_route(
         "/predict",
         predict,
         methods=["POST"],
-        response_model=PredictResponse,
+        response_model=answers.response_model(),
         dependencies=[require_api_key],
         route_class_override=one_pass_json_route(PredictRequest, bodies.parse),
     )
 
-    @router.post("/feedback", dependencies=[require_api_key])
-    def feedback(body: FeedbackRequest) -> dict[str, Any]:
+    def feedback(body: FeedbackRequest, store: StoreDep) -> dict[str, Any]:  # type: ignore[valid-type]
         """Record what actually happened to predicted records; the A/B evaluation joins these."""
+        if problem.task == "multiclass":
+            refusal = unknown_classes(body.outcomes, served_classes(store))
+            if refusal is not None:
+                raise refusal
         rows = pd.DataFrame([o.model_dump() for o in body.outcomes]).assign(received_at=now_utc())
         uri = Lake.from_settings(settings).append(FEEDBACK, rows["received_at"].iloc[0], rows)
         return {"accepted": len(rows), "stored": uri}
 
+    router.add_api_route("/feedback", feedback, methods=["POST"], dependencies=[require_api_key])
     return router
 
 
@@ -277,6 +239,8 @@ def _operation_routes(settings: Settings, metrics: ServingMetrics) -> APIRouter:
             "model_version": model.version,
             "alias": settings.champion_alias,
             "run_id": model.run_id,
+            "task": model.task,
+            "classes": _classes(model),
             "threshold": model.threshold,
             "features": model.features,
             "loaded_at": model.loaded_at,
@@ -288,6 +252,7 @@ def _operation_routes(settings: Settings, metrics: ServingMetrics) -> APIRouter:
                 {
                     "model_version": store.challenger.version,
                     "run_id": store.challenger.run_id,
+                    "classes": _classes(store.challenger),
                     "threshold": store.challenger.threshold,
                     "data_version": store.challenger.lineage.get("data_version"),
                 }
@@ -309,3 +274,8 @@ def _operation_routes(settings: Settings, metrics: ServingMetrics) -> APIRouter:
         return PlainTextResponse(metrics.render(), media_type=metrics.content_type)
 
     return router
+
+
+def _classes(model: LoadedModel) -> list[Any] | None:
+    """A classifier's classes, in the order of its probabilities; None for a regression."""
+    return list(model.classes) if model.kind.classifier else None

@@ -30,7 +30,7 @@ class ServingMetrics:
         )
         self.predictions = Counter(
             "mlp_api_predictions_total",
-            "Predictions by A/B variant, model version and label.",
+            "Predictions by A/B variant, model version and label (the predicted class; empty for a regression).",
             ["variant", "model_version", "label"],
             registry=self.registry,
         )
@@ -53,7 +53,8 @@ class ServingMetrics:
         self.latency.labels(label).observe(seconds)
 
     def observe_predictions(self, variant: str, version: str, label_counts: Mapping[str, int]) -> None:
-        """Count one pass's predictions of one variant (served by one model version), per label."""
+        """Count one pass's predictions of one variant (served by one model version), per label: the
+        predicted class for a classifier; a regression has no label and counts all under ``""``."""
         for label, count in label_counts.items():
             if count:
                 self.predictions.labels(variant, version, label).inc(count)

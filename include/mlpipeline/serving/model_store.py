@@ -21,6 +21,7 @@ import pandas as pd
 
 from include.mlpipeline.core.problem import ProblemSpec
 from include.mlpipeline.core.settings import Settings
+from include.mlpipeline.ml.task_kinds import TaskKind, task_kind
 
 log = logging.getLogger(__name__)
 YOUNG_GENERATION_THRESHOLD = 50_000  # see freeze_long_lived_objects
@@ -28,37 +29,69 @@ YOUNG_GENERATION_THRESHOLD = 50_000  # see freeze_long_lived_objects
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """One loaded model version and its lineage."""
+    """One loaded model version and its lineage.
+
+    ``task`` is the task kind (``ProblemSpec.task``) the model was trained for, ``classes`` a
+    classifier's class labels in the order of its probability columns (empty for a regression; taken
+    from the pipeline when not given) and ``threshold`` a binary model's decision threshold (None
+    for the other kinds).
+    """
 
     name: str
     version: str
     run_id: str | None
     pipeline: Any
-    threshold: float
+    threshold: float | None
     features: list[str]
     lineage: dict[str, Any] = field(default_factory=dict)
     loaded_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
+    task: str = "binary"
+    classes: tuple[Any, ...] = ()
 
-    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
-        """The positive class's probability per row; a non-finite one is an error, never an answer."""
+    def __post_init__(self) -> None:
+        kind = task_kind(self.task)
+        if kind.classifier and not self.classes:
+            object.__setattr__(self, "classes", tuple(kind.classes(self.pipeline)))
+        if self.task == "binary" and self.threshold is None:
+            raise ValueError(f"model version {self.version} is a binary model without a decision threshold")
+        if self.task != "binary" and self.threshold is not None:
+            raise ValueError(f"model version {self.version} is a {self.task} model: it has no decision threshold")
+        if kind.classifier and len(self.classes) < 2:
+            raise ValueError(f"model version {self.version} is a {self.task} classifier with classes {self.classes}")
+
+    @property
+    def kind(self) -> TaskKind:
+        return task_kind(self.task)
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """The task kind's predictions per row (:func:`~include.mlpipeline.ml.task_kinds.task_kind`):
+        p(positive) (binary), every class's probability in :attr:`classes` order (multiclass), the value
+        (regression). A non-finite prediction is an error, never an answer."""
         import sklearn
 
         # scikit-learn checks the input's finiteness and its own parameters again in every step of a
         # pipeline: about a fifth of a call on few rows. The API checks once instead: no infinite
-        # feature value in, no missing probability out (NaN is left to the pipeline's imputers).
+        # feature value in, no missing prediction out (NaN is left to the pipeline's imputers).
         rows = features[self.features]
         floats = [column for column, dtype in zip(self.features, rows.dtypes, strict=True) if dtype.kind == "f"]
         infinite = np.isinf(rows[floats].to_numpy(dtype="float64")).any(axis=1) if floats else np.zeros(len(rows), bool)
         if infinite.any():
             raise ValueError(f"{int(infinite.sum())} of {len(rows)} rows have an infinite feature value")
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            probabilities = self.pipeline.predict_proba(rows)[:, 1]
-        missing = ~np.isfinite(probabilities)
-        if missing.any():
+            predictions = np.asarray(self.kind.predict(self.pipeline, rows), dtype="float64")
+        if predictions.ndim == 2 and predictions.shape[1] != len(self.classes):
             raise ValueError(
-                f"model version {self.version} gave no probability for {int(missing.sum())} of {len(features)} rows"
+                f"model version {self.version} gave {predictions.shape[1]} class probabilities for its "
+                f"{len(self.classes)} classes {list(self.classes)}"
             )
-        return probabilities
+        finite = np.isfinite(predictions)
+        missing = ~(finite.all(axis=1) if predictions.ndim == 2 else finite)
+        if missing.any():
+            what = "probability" if self.kind.classifier else "value"
+            raise ValueError(
+                f"model version {self.version} gave no {what} for {int(missing.sum())} of {len(features)} rows"
+            )
+        return predictions
 
 
 class ModelStore:
@@ -114,21 +147,25 @@ class ModelStore:
             run = client.get_run(run_id)
             lineage["metrics"] = dict(run.data.metrics)
             lineage["params"] = {k: run.data.params[k] for k in sorted(run.data.params) if not k.startswith("model__")}
+        task = model_task(version, metadata.get("task"), self.problem)
+        threshold = metadata.get("threshold", tags.get("threshold", 0.5)) if task == "binary" else None
         return LoadedModel(
             name=self.model_name,
             version=str(version),
             run_id=run_id,
             pipeline=pipeline,
-            threshold=float(metadata.get("threshold", tags.get("threshold", 0.5))),
+            threshold=None if threshold is None else float(threshold),
             features=list(metadata.get("features", self.problem.feature_columns)),
             lineage={**lineage, "data_version": metadata.get("data_version", tags.get("data_version"))},
+            task=task,
+            classes=model_classes(version, task, metadata.get("classes"), pipeline),
         )
 
     def _warm_up(self, model: LoadedModel) -> None:
         """Run the new model once on canary rows, so the first real request pays no first-call cost."""
         records = self.problem.canary_records()
         features = self.problem.request_features(records, self.context)
-        model.predict_proba(features)
+        model.predict(features)
 
     # refreshing --------------------------------------------------------------------------------
     def _fresh(self, version: str | None, *loaded: LoadedModel | None) -> LoadedModel | None:
@@ -199,6 +236,37 @@ class ModelStore:
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
+
+
+def model_task(version: str, registered: str | None, problem: ProblemSpec) -> str:
+    """The task kind of a model version: the one its metadata registered (``task``), else the problem's.
+
+    Raises:
+        ValueError: if it is not the problem's task: the API's answers and their schema follow the
+            problem's task, so a model of another kind cannot answer.
+    """
+    task = registered or problem.task
+    if task != problem.task:
+        raise ValueError(f"model version {version} is a {task} model; problem {problem.name!r} serves {problem.task}")
+    return task
+
+
+def model_classes(version: str, task: str, registered: Any, pipeline: Any) -> tuple[Any, ...]:
+    """A classifier's classes in the order of its probability columns: those its metadata registered
+    (``classes``), which must be the pipeline's own (else answers would name the wrong classes), or the
+    pipeline's when the metadata has none; () for a regression."""
+    kind = task_kind(task)
+    if not kind.classifier:
+        return ()
+    fitted = kind.classes(pipeline)
+    if registered is None:
+        return tuple(fitted)
+    if fitted and [str(c) for c in registered] != [str(c) for c in fitted]:
+        raise ValueError(
+            f"model version {version}: its metadata names the classes {list(registered)} but the pipeline's "
+            f"probability columns are {fitted}; register the model again with its pipeline's classes_"
+        )
+    return tuple(registered)
 
 
 def freeze_long_lived_objects() -> None:

@@ -5,9 +5,11 @@ Routing: a record goes to the challenger when the hash of its key falls in the f
 sticky (the same flight always sees the same variant, in every API process and after restarts) and
 independent of the order or batch a record arrives in.
 
-Prediction log: every answered record is logged (request id, time, key, variant, model version,
-features hash, probability, label, latency, and the feature values themselves, which monitoring
-compares with the training data). Records wait in memory and are flushed to the append-only lake
+Prediction log: every answered record is logged, with the same columns whatever the task kind
+(:data:`LOG_SCHEMA`; the A/B evaluation and monitoring read them): time, request id, key, variant,
+model version, the answer (``probability``, ``label``, ``value``, ``probabilities``, each filled or
+empty by kind), latency, features hash, and the feature values themselves (``f_<feature>``), which
+monitoring compares with the training data. Records wait in memory and are flushed to the append-only lake
 dataset ``predictions/date=YYYY-MM-DD`` every ``prediction_log_flush_s`` seconds and at shutdown,
 so logging never slows a request down. A scoring pass hands over its arrays as they are
 (:class:`ScoredBatch`); the log rows, and the features hash, are built for all passes of a flush at
@@ -25,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import orjson
 import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -54,12 +57,50 @@ def features_hash(features: pd.DataFrame) -> pd.Series:
     return pd.Series(digits.astype(object), index=features.index)
 
 
+LOG_SCHEMA = {
+    "ts": "time of the scoring pass (UTC)",
+    "request_id": "the /predict request that asked",
+    "id": "key of the record",
+    "variant": "A/B variant that answered (champion or challenger)",
+    "model_version": "registered model version that answered",
+    "probability": "float64: binary p(positive); multiclass the predicted label's probability; regression NaN",
+    "label": "text: binary the positive or negative label; multiclass the class; regression empty",
+    "value": "float64: regression's prediction; NaN otherwise",
+    "probabilities": 'text: multiclass every class\'s probability as JSON {"class": probability}; empty otherwise',
+    "latency_ms": "milliseconds from the request's arrival to its answer",
+    "features_hash": "16 hex digits hashing the record's feature values",
+}
+"""The prediction log's columns (then one ``f_<feature>`` column per feature), by kind of task."""
+
+_ANSWER_DEFAULTS = {"probability": np.nan, "label": "", "value": np.nan, "probabilities": ""}  # when a kind has none
+# The schema's columns a scoring pass hands over (the log adds ts and features_hash).
+_PASSED = ("request_id", "id", "variant", "model_version", *_ANSWER_DEFAULTS, "latency_ms")
+
+
+def _logged_column(name: str, parts: Sequence[np.ndarray | None], counts: Sequence[int]) -> np.ndarray:
+    """One log column of several passes: their values, or the column's empty value where a pass's task
+    kind has none; multiclass class probabilities (dicts) become JSON text."""
+    values = []
+    for part, count in zip(parts, counts, strict=True):
+        if part is None:
+            empty = _ANSWER_DEFAULTS[name]
+            values.append(np.full(count, empty, dtype="float64" if isinstance(empty, float) else object))
+        elif name == "probabilities":
+            values.append(np.array([orjson.dumps(row).decode() for row in part.tolist()], dtype=object))
+        else:
+            values.append(part)
+    return values[0] if len(values) == 1 else np.concatenate(values)
+
+
 @dataclass(frozen=True)
 class ScoredBatch:
     """The records one scoring pass answered, as the log will need them; becomes rows at flush time.
 
     ``columns`` holds one array per log column (one value per record, in the order of
-    ``features``' rows), ``ts`` the time of the pass, and ``features`` at least the
+    ``features``' rows): the :data:`LOG_SCHEMA` columns a scoring pass knows, logged in the schema's
+    order (an answer column its task kind lacks is logged empty; multiclass ``probabilities`` come as
+    dicts and are logged as JSON text; columns outside the schema, like binary's ``positive``, which
+    its label says, are not logged), ``ts`` the time of the pass, and ``features`` at least the
     ``feature_columns`` (logged with an ``f_`` prefix and hashed into ``features_hash``).
     """
 
@@ -81,7 +122,11 @@ class ScoredBatch:
         frame = pd.DataFrame(
             {
                 "ts": pd.Series(times).dt.tz_localize("UTC"),
-                **{name: np.concatenate([batch.columns[name] for batch in batches]) for name in batches[0].columns},
+                **{
+                    name: _logged_column(name, [batch.columns.get(name) for batch in batches], counts)
+                    for name in _PASSED
+                    if name in _ANSWER_DEFAULTS or name in batches[0].columns
+                },
                 "features_hash": features_hash(features).to_numpy(),
             }
         )

@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 
 from include.mlpipeline.core.problem import ProblemSpec
 from include.mlpipeline.core.settings import Settings
+from include.mlpipeline.serving.answers import ScoredRequest, TaskAnswers, task_answers
 from include.mlpipeline.serving.metrics import ServingMetrics
 from include.mlpipeline.serving.model_store import LoadedModel, ModelStore
 from include.mlpipeline.serving.prediction_log import (
@@ -57,37 +58,33 @@ class ScoringJob:
         return record_count(self.columns)
 
 
-@dataclass
-class ScoredRequest:
-    """What one request gets back: the champion of the snapshot that scored it, and one value per record."""
-
-    champion: LoadedModel
-    keys: np.ndarray
-    probabilities: np.ndarray
-    labels: np.ndarray
-    positive: np.ndarray
-    variants: np.ndarray
-    versions: np.ndarray
-
-
 def predict_by_variant(
-    frame: pd.DataFrame, variants: np.ndarray, champion: LoadedModel, challenger: LoadedModel | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[tuple[str, str, np.ndarray]]]:
-    """Each row scored by its variant's model: probabilities, model versions and thresholds per row,
-    and (variant, version, rows) for each variant that scored any."""
-    probabilities = np.empty(len(frame))
-    versions = np.empty(len(frame), dtype=object)
-    thresholds = np.empty(len(frame))
-    served = []
+    frame: pd.DataFrame,
+    variants: np.ndarray,
+    champion: LoadedModel,
+    challenger: LoadedModel | None,
+    answers: TaskAnswers,
+) -> tuple[dict[str, np.ndarray], np.ndarray, list[tuple[str, str, dict[str, int]]]]:
+    """Each row answered by its variant's model (one call per variant): the answer columns and the
+    model version per row, and (variant, version, label counts) for each variant that answered any."""
+    parts, versions, served = [], np.empty(len(frame), dtype=object), []
     for name, model in ((CHAMPION, champion), (CHALLENGER, challenger)):
         rows = variants == name
         if model is None or not rows.any():
             continue
         # All rows to one variant is the usual case: then no copy of the frame is made for it.
-        probabilities[rows] = model.predict_proba(frame if rows.all() else frame.loc[rows])
-        versions[rows], thresholds[rows] = model.version, model.threshold
-        served.append((name, model.version, rows))
-    return probabilities, versions, thresholds, served
+        columns = answers.columns(model, model.predict(frame if rows.all() else frame.loc[rows]))
+        parts.append((rows, columns))
+        versions[rows] = model.version
+        served.append((name, model.version, answers.label_counts(columns)))
+    if len(parts) == 1:
+        return parts[0][1], versions, served
+    merged = {}
+    for column, values in parts[0][1].items():
+        merged[column] = np.empty(len(frame), dtype=object if values.dtype.kind in "OUS" else values.dtype)
+        for rows, columns in parts:
+            merged[column][rows] = columns[column]
+    return merged, versions, served
 
 
 class Scorer:
@@ -99,6 +96,7 @@ class Scorer:
         self.metrics = metrics
         self.checks = RequestChecks(problem)
         self.key_column = problem.key_columns[0]
+        self.answers = task_answers(problem)
 
     def score(self, jobs: Sequence[ScoringJob]) -> list[ScoredRequest | RequestValidationError]:
         """Per job, in order, its answer, or its 422 when the problem's request checks refuse one of its
@@ -118,24 +116,21 @@ class Scorer:
         bounds = np.cumsum([0, *(job.record_count() for job in jobs)])
         keys = frame[self.key_column].astype(str)
         variants = self._variants(jobs, bounds, list(keys), challenger)
-        probabilities, versions, thresholds, served = predict_by_variant(frame, variants, champion, challenger)
-        positive = probabilities >= thresholds
-        labels = np.where(positive, self.problem.positive_label, self.problem.negative_label)
-        self._count_predictions(served, positive)
+        columns, versions, served = predict_by_variant(frame, variants, champion, challenger, self.answers)
+        for name, version, label_counts in served:
+            self.metrics.observe_predictions(name, version, label_counts)
         keys_array = keys.to_numpy()
-        answers = {
-            "id": keys_array,
-            "variant": variants.astype(str),
-            "model_version": versions.astype(str),
-            "probability": probabilities,
-            "label": labels,
-        }
-        self._log_pass(jobs, np.diff(bounds), answers, frame)
+        variants, versions = variants.astype(str), versions.astype(str)
+        logged = {"id": keys_array, "variant": variants, "model_version": versions, **columns}
+        self._log_pass(jobs, np.diff(bounds), logged, frame)
         self.metrics.observe_pass(len(jobs))
         return [
             ScoredRequest(
                 champion,
-                *(values[start:end] for values in (keys_array, probabilities, labels, positive, variants, versions)),
+                keys_array[start:end],
+                variants[start:end],
+                versions[start:end],
+                {name: values[start:end] for name, values in columns.items()},
             )
             for start, end in itertools.pairwise(bounds)
         ]
@@ -166,18 +161,11 @@ class Scorer:
                 variants[start:end] = job.variant
         return variants
 
-    def _count_predictions(self, served: list[tuple[str, str, np.ndarray]], positive: np.ndarray) -> None:
-        positive_label, negative_label = self.problem.positive_label, self.problem.negative_label
-        for name, version, rows in served:
-            hits = int(np.count_nonzero(positive & rows))
-            per_label = {positive_label: hits, negative_label: int(np.count_nonzero(rows)) - hits}
-            self.metrics.observe_predictions(name, version, per_label)
-
     def _log_pass(
         self, jobs: Sequence[ScoringJob], counts: np.ndarray, answers: dict[str, np.ndarray], frame: pd.DataFrame
     ) -> None:
-        """Hand the pass's answers (one array per log column, ``counts`` records per job) and features to
-        the prediction log as they are: it builds the rows at flush time."""
+        """Hand the pass's answers (one array per column, ``counts`` records per job) and features to the
+        prediction log as they are: it builds the rows, in its own schema, at flush time."""
         now = time.perf_counter()
         columns = {
             "request_id": np.repeat([job.request_id for job in jobs], counts),
