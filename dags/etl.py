@@ -54,9 +54,12 @@ def etl():
     @task
     def plan() -> list[list[str]]:
         from include.mlpipeline.data import etl as steps
+        from include.mlpipeline.orchestration.connections import source_storage_options
 
         context = get_current_context()
-        days = steps.plan_partitions(run_day(context), context["params"].get("bootstrap_days"))
+        bootstrap_days = context["params"].get("bootstrap_days")
+        # The sources' connection is resolved here, when the task runs: a table lists its days with it.
+        days = steps.plan_partitions(run_day(context), bootstrap_days, storage_options=source_storage_options())
         return chunk_days(days, get_settings().max_parallel_partitions)
 
     @task

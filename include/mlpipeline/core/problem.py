@@ -46,6 +46,10 @@ class Source:
         required: A day without data in a required source has nothing to publish (a no-op). An
             optional source's gap (its extract returned None) lets the day go on with an empty
             table, and the cleaning rules flag what is missing (e.g. weather).
+        available_days: Optional ``available_days() -> days`` the source has data for (a table the
+            user points at, see ``data.table_source``); may take ``storage_options`` like extract.
+            On a lake without them, the first ETL run then loads every such day up to its own,
+            instead of the ``MLP_BOOTSTRAP_DAYS`` days before it.
     """
 
     name: str
@@ -53,6 +57,7 @@ class Source:
     schema: type[pa.DataFrameModel]
     partitioned: bool = True
     required: bool = True
+    available_days: Callable[..., Sequence[dt.date]] | None = None
 
 
 @dataclass(frozen=True)

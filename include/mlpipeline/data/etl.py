@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -47,44 +47,80 @@ def plan_partitions(
     bootstrap_days: int | None = None,
     lake: Lake | None = None,
     problem: ProblemSpec | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> list[str]:
-    """The days an ETL run must (re)build: its own day, plus unfinished days of the bootstrap window.
+    """The days an ETL run must (re)build: its own day, plus unfinished days of its history.
+
+    A fresh lake has nothing to train on, so a run also loads the history before its own day that
+    is not finished: no clean partition, or a clean partition without features. The second case is
+    a day published by a run that failed on another day: its clean partition was written but no
+    asset event announced it, so nothing downstream built its features; rebuilding it here
+    announces it. The history is every day the sources say they have data for
+    (``Source.available_days``: a table the user points at), else the ``bootstrap_days`` days
+    before the run's. On a lake that holds the whole history, only the run's own day is returned;
+    it is always rebuilt (idempotently).
 
     A snapshot problem (data without a time axis) loads its whole table as the run's own day, so
     there is no history to bootstrap: only that day is returned.
-
-    A fresh lake has nothing to train on, so a run also loads the ``bootstrap_days`` days before its
-    own that are not finished: no clean partition, or a clean partition without features. The second
-    case is a day published by a run that failed on another day: its clean partition was written but
-    no asset event announced it, so nothing downstream built its features; rebuilding it here
-    announces it. On a lake that holds the whole window, only the run's own day is returned. The run's
-    own day is always rebuilt (idempotently).
 
     Args:
         logical_day: The run's logical date.
         bootstrap_days: Days of history to ensure (default: settings.bootstrap_days; 0 for backfills).
         lake: The data lake (default: from settings).
         problem: The problem (default: settings.problem).
+        storage_options: Credentials for the sources (``available_days`` may need them).
 
     Returns:
         ISO dates, oldest first.
     """
     (day,) = _days([logical_day])
-    if (problem or load_problem()).snapshot:
+    problem = problem or load_problem()
+    if problem.snapshot:
         return [day.isoformat()]
     lake = lake or Lake.from_settings()
     bootstrap = get_settings().bootstrap_days if bootstrap_days is None else bootstrap_days
-    finished = set(lake.partitions(CLEAN)) & set(lake.partitions(FEATURES)) if bootstrap else set()
-    history = [day - dt.timedelta(days=n) for n in range(bootstrap, 0, -1)]
+    if not bootstrap:
+        return [day.isoformat()]
+    finished = set(lake.partitions(CLEAN)) & set(lake.partitions(FEATURES))
+    listed = _available_days(problem, storage_options)
+    if listed is not None:
+        history = [d for d in listed if d < day]
+    else:
+        history = [day - dt.timedelta(days=n) for n in range(bootstrap, 0, -1)]
     missing = [d for d in history if d not in finished]
     if missing:
         log.info(
             "bootstrap: %d of the %d days before %s are not finished (no clean or no feature partition); loading them",
             len(missing),
-            bootstrap,
+            len(history),
             day,
         )
     return [d.isoformat() for d in [*missing, day]]
+
+
+def _available_days(problem: ProblemSpec, storage_options: Mapping[str, Any] | None) -> list[dt.date] | None:
+    """The days every required source that lists its days has data for (None if none lists them)."""
+    listed = [s for s in problem.sources if s.required and s.available_days is not None]
+    if not listed:
+        return None
+    days: set[dt.date] | None = None
+    for source in listed:
+        found = set(_call_with_options(source.available_days, storage_options, source.name))
+        days = found if days is None else days & found
+    return sorted(days or ())
+
+
+def _call_with_options(function: Any, storage_options: Mapping[str, Any] | None, name: str, *args: Any) -> Any:
+    """``function(*args, storage_options=...)`` if it takes them (and there are any), else ``function(*args)``."""
+    if storage_options is None:
+        return function(*args)
+    import inspect
+
+    parameters = inspect.signature(function).parameters.values()
+    if any(p.name == "storage_options" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return function(*args, storage_options=storage_options)
+    log.warning("source %s takes no storage_options; calling it without them", name)
+    return function(*args)
 
 
 def _write_gate_outputs(
@@ -147,17 +183,8 @@ def extract_source(
     settings = settings or get_settings()
     source = problem.source(source_name)
     day_list = _days(days)
-    if storage_options is None:
-        extracted = source.extract(day_list)
-    else:
-        import inspect
-
-        parameters = inspect.signature(source.extract).parameters.values()
-        if any(p.name == "storage_options" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-            extracted = source.extract(day_list, storage_options=storage_options)
-        else:  # a source that reads no files (an API, a package) has no use for them
-            log.warning("source %s takes no storage_options; extracting without them", source.name)
-            extracted = source.extract(day_list)
+    # A source that reads no files (an API, a package) has no use for storage options.
+    extracted = _call_with_options(source.extract, storage_options, source.name, day_list)
     summaries: dict[str, Any] = {}
     for day, frame in extracted.items():
         dataset = raw_dataset(source.name)

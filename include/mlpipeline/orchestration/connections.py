@@ -28,6 +28,8 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+from include.mlpipeline.data.table_source import SQL_URL_OPTION
+
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
@@ -36,6 +38,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 AWS_TYPES = frozenset({"aws"})
+# Database connection types and the SQLAlchemy driver each one means.
+SQL_DRIVERS = {
+    "postgres": "postgresql+psycopg2",
+    "mysql": "mysql+pymysql",
+    "sqlite": "sqlite",
+    "mssql": "mssql+pymssql",
+}
 GOOGLE_TYPES = frozenset({"google_cloud_platform"})
 _GOOGLE_PREFIX = "extra__google_cloud_platform__"
 GCS_ANONYMOUS = "anon"  # gcsfs's token value for unauthenticated access (public buckets)
@@ -74,12 +83,14 @@ def connection_storage_options(conn: Connection) -> dict[str, Any]:
     """fsspec storage options for one connection object (see the module docstring for the mapping).
 
     Args:
-        conn: An Airflow connection of type ``aws`` or ``google_cloud_platform``. One that assumes a
-            role is looked up again by its id (the amazon hook builds the session), so it must be
-            defined where Airflow finds connections, not only built in memory.
+        conn: An Airflow connection of type ``aws`` or ``google_cloud_platform`` (object storage), or
+            a database (``postgres``, ``mysql``, ``sqlite``, ``mssql``: a SQL table source reads the
+            ``sqlalchemy_url`` option). One that assumes a role is looked up again by its id (the
+            amazon hook builds the session), so it must be defined where Airflow finds connections,
+            not only built in memory.
 
     Returns:
-        s3fs or gcsfs keyword arguments.
+        s3fs or gcsfs keyword arguments, or ``{"sqlalchemy_url": ...}`` for a database.
 
     Raises:
         ValueError: for any other connection type.
@@ -88,8 +99,10 @@ def connection_storage_options(conn: Connection) -> dict[str, Any]:
         options = _aws_options(conn)
     elif conn.conn_type in GOOGLE_TYPES:
         options = _google_options(conn)
+    elif conn.conn_type in SQL_DRIVERS:
+        options = {SQL_URL_OPTION: sqlalchemy_url(conn)}
     else:
-        known = sorted(AWS_TYPES | GOOGLE_TYPES)
+        known = sorted(AWS_TYPES | GOOGLE_TYPES | set(SQL_DRIVERS))
         raise ValueError(
             f"connection {conn.conn_id!r} has type {conn.conn_type!r}; object storage needs one of {known}"
         )
@@ -129,6 +142,23 @@ def resolve_lake_connections() -> None:
     from include.mlpipeline.data.lake import register_connection_resolver
 
     register_connection_resolver(storage_options_from_connection)
+
+
+def sqlalchemy_url(conn: Connection) -> str:
+    """The SQLAlchemy URL of a database connection (password included: keep it in memory only)."""
+    from sqlalchemy.engine import URL
+
+    if conn.conn_type == "sqlite":
+        return f"sqlite:///{conn.host or conn.schema or ''}"
+    url = URL.create(
+        SQL_DRIVERS[conn.conn_type],
+        username=conn.login or None,
+        password=conn.password or None,
+        host=conn.host or None,
+        port=conn.port or None,
+        database=conn.schema or None,
+    )
+    return url.render_as_string(hide_password=False)
 
 
 def _aws_options(conn: Connection) -> dict[str, Any]:
