@@ -461,9 +461,9 @@ def test_unsupported_and_missing_connections_fail_clearly(connection: Callable[.
 
     from include.mlpipeline.orchestration.connections import storage_options_from_connection
 
-    connection("pg", "postgres://user:pw@db:5432/x")
-    with pytest.raises(ValueError, match=r"connection 'pg' has type 'postgres'; object storage needs one of"):
-        storage_options_from_connection("pg")
+    connection("web", "http://user:pw@example.org:80/x")
+    with pytest.raises(ValueError, match=r"connection 'web' has type 'http'; object storage needs one of"):
+        storage_options_from_connection("web")
     with pytest.raises(AirflowNotFoundException, match="no_such_connection"):
         storage_options_from_connection("no_such_connection")
 
