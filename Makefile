@@ -4,7 +4,11 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 LOCK := requirements.lock
-STAMP := $(VENV)/.synced-$(shell sha1sum $(LOCK) 2>/dev/null | cut -c1-12)
+# A problem's own dependencies: include/<problem>/requirements.txt (pip lines; may be absent or empty),
+# installed on top of the lock. The stamp names a hash of the lock and of these files, so an unchanged
+# venv is not synced again.
+PROBLEM_REQUIREMENTS := $(sort $(wildcard include/*/requirements.txt))
+STAMP := $(VENV)/.synced-$(shell sha1sum $(LOCK) $(PROBLEM_REQUIREMENTS) 2>/dev/null | sha1sum | cut -c1-12)
 export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
@@ -13,15 +17,32 @@ export PYTHONPATH := $(CURDIR)
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-venv: $(STAMP)  ## Create or update .venv from requirements.lock (exactly what CI tested)
+venv: $(STAMP)  ## Create or update .venv from requirements.lock (exactly what CI tested) + include/*/requirements.txt
 
-$(STAMP): $(LOCK)
+# First the lock, exactly (uv pip sync removes what it does not list); then every problem's
+# requirements.txt that has a requirement line, in one `uv pip install` constrained by the lock: a
+# problem may add packages but not move a locked version (change a pin there and `make lock` instead).
+# Silent unless it installs something.
+$(STAMP): $(LOCK) $(PROBLEM_REQUIREMENTS)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python $(LOCK)
+	@files=(); args=(); for file in $(PROBLEM_REQUIREMENTS); do \
+	  grep -qvE '^[[:space:]]*(#|$$)' "$$file" && files+=("$$file") && args+=(-r "$$file"); \
+	done; \
+	if [ $${#files[@]} -gt 0 ]; then \
+	  out=$$($(BIN)/uv pip install --compile-bytecode --python $(BIN)/python -c $(LOCK) "$${args[@]}" 2>&1) \
+	    || { echo "$$out" >&2; echo "make venv: installing $${files[*]} failed (see above)" >&2; exit 1; }; \
+	  if grep -qE '^ [-+~] ' <<<"$$out"; then echo "installed for $${files[*]}:"; grep -E '^ [-+~] ' <<<"$$out"; fi; \
+	fi
 	@rm -f $(VENV)/.synced-* && touch $@
 
-run: venv  ## Start Airflow, MLflow and the API locally and run the chain to a served model
+# make run's ports and state folder are settings (scripts/stack/config.py, local_config):
+# MLP_STACK_STATE_DIR (.local; another folder also holds that stack's lake and DVC remote),
+# MLP_STACK_AIRFLOW_PORT (8080), MLP_STACK_MLFLOW_PORT (5000), MLP_STACK_API_PORT (8000),
+# MLP_STACK_WORKER_LOG_PORT (8793), MLP_STACK_TRIGGER_LOG_PORT (8794), MLP_STACK_PROMETHEUS_PORT (9090),
+# MLP_STACK_PUSHGATEWAY_PORT (9091), MLP_STACK_STATSD_PORT (9125, UDP), MLP_STACK_STATSD_HTTP_PORT (9102).
+run: venv  ## Start Airflow, MLflow and the API locally and run the chain to a served model (ports: MLP_STACK_*)
 	$(BIN)/python scripts/run_stack.py
 
 airflow: venv  ## The Airflow CLI against the make-run stack, e.g. make airflow ARGS="dags list"

@@ -5,6 +5,15 @@ with their state in .local/ and the data lake in data/lake (both git-ignored). U
 pipeline DAGs; the etl DAG's daily schedule then creates today's run (if it does not within 30
 seconds, the run is triggered by hand). Running it again reuses the state: nothing is lost, and a
 day that already ran is not run again.
+
+The ports and the state folder are settings (``stack.config.local_config``): ``MLP_STACK_STATE_DIR``
+and ``MLP_STACK_<NAME>_PORT``. A second stack beside a first one needs other ports and its own state
+folder; its lake and DVC remote are then inside that folder too, e.g.::
+
+    MLP_STACK_STATE_DIR=/tmp/second MLP_STACK_AIRFLOW_PORT=8180 MLP_STACK_MLFLOW_PORT=5100 \
+    MLP_STACK_API_PORT=8100 MLP_STACK_WORKER_LOG_PORT=8893 MLP_STACK_TRIGGER_LOG_PORT=8894 \
+    MLP_STACK_PROMETHEUS_PORT=9190 MLP_STACK_PUSHGATEWAY_PORT=9191 MLP_STACK_STATSD_PORT=9225 \
+    MLP_STACK_STATSD_HTTP_PORT=9202 make run
 """
 
 from __future__ import annotations
@@ -12,7 +21,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import shlex
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -21,7 +32,6 @@ from stack.chain_monitor import ChainMonitor
 from stack.config import PIPELINE_DAGS, ROOT, local_config
 from stack.stack import Stack
 
-STATE = ROOT / ".local"
 SYMBOL = {"success": "done", "failed": "FAILED", "running": "running", "queued": "queued"}
 
 
@@ -29,16 +39,44 @@ def say(message: str) -> None:
     print(f"[{dt.datetime.now():%H:%M:%S}] {message}", flush=True)
 
 
+def shown(path: Path) -> str:
+    """A path as it is printed: relative to the project (where `make run` runs) when inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def shown_uri(uri: str) -> str:
+    """The lake's URI as it is printed: a local lake as a path (see :func:`shown`)."""
+    return shown(Path(uri.removeprefix("file://"))) if uri.startswith("file:///") else uri
+
+
 def example_request(stack: Stack) -> Path:
-    """A request body built from the problem's canary records, for the curl example."""
+    """A request body built from the problem's canary records, for the curl example; the key beside it."""
     from include.mlpipeline.core.problem import load_problem
 
     problem = load_problem()
-    path = STATE / "example_request.json"
+    state = stack.config.state_dir
+    path = state / "example_request.json"
     path.write_text(json.dumps({problem.request_key: problem.canary_records()[:2]}, indent=1))
-    (STATE / "api_key").write_text(stack.secrets["api_key"])
-    (STATE / "api_key").chmod(0o600)
+    (state / "api_key").write_text(stack.secrets["api_key"])
+    (state / "api_key").chmod(0o600)
     return path
+
+
+def warn_if_committable(state: Path) -> None:
+    """Warn when the state folder (secrets.json, api_key) is inside the project and git does not ignore it."""
+    if not state.is_relative_to(ROOT):
+        return
+    try:
+        ignored = subprocess.run(
+            ["git", "check-ignore", "-q", str(state / "secrets.json")], cwd=ROOT, capture_output=True, check=False
+        ).returncode
+    except OSError:  # no git here
+        return
+    if ignored == 1:
+        say(
+            f"warning: {shown(state)}/ is inside the project and not git-ignored; its secrets could be committed. "
+            "Use a folder outside the project or under .local/ (MLP_STACK_STATE_DIR)"
+        )
 
 
 def ensure_first_etl_run(stack: Stack) -> None:
@@ -68,9 +106,11 @@ def follow(stack: Stack, started: float) -> None:
             if dag_id == "deploy" and run["state"] == "success" and not served:
                 served = True
                 say(f"model served {(time.monotonic() - started) / 60:.1f} min after start. Try it:")
+                folder = stack.config.state_dir
+                key, body = shlex.quote(shown(folder / "api_key")), shlex.quote(shown(folder / "example_request.json"))
                 print(
                     f"    curl -s -X POST {stack.config.api_url}/predict -H 'content-type: application/json' "
-                    f'-H "X-API-Key: $(cat .local/api_key)" -d @.local/example_request.json\n'
+                    f'-H "X-API-Key: $(cat {key})" -d @{body}\n'
                     f"    curl -s {stack.config.api_url}/model",
                     flush=True,
                 )
@@ -84,13 +124,19 @@ def _interrupt(signum: int, frame: object) -> None:
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     started = time.monotonic()
-    config = local_config()
+    try:
+        config = local_config()
+    except ValueError as error:  # a bad MLP_STACK_* setting, named in the message
+        say(f"error: {error}")
+        return 2
     stack = Stack(config)
+    state = shown(config.state_dir)
     for signum in (signal.SIGINT, signal.SIGTERM):  # explicit: a background start may ignore SIGINT
         signal.signal(signum, _interrupt)
     try:
         say("starting MLflow, Airflow (scheduler, dag-processor, triggerer, api-server) and the prediction API")
-        say(f"state in {STATE.relative_to(ROOT)}/, data lake in data/lake/, component logs in .local/logs/")
+        say(f"state in {state}/, data lake in {shown_uri(config.lake_uri)}, component logs in {state}/logs/")
+        warn_if_committable(config.state_dir)
         stack.start()
         stack.airflow.wait_for_dags()
         for dag_id in (*PIPELINE_DAGS[1:], PIPELINE_DAGS[0]):  # consumers first, so no asset event is missed
@@ -102,11 +148,11 @@ def main() -> int:
             f"  MLflow UI    {config.mlflow_url}\n"
             f"  API docs     {config.api_url}/docs\n"
             + (
-                f"  API key      {stack.secrets['api_key']}   (shown once; kept in .local/api_key)\n"
+                f"  API key      {stack.secrets['api_key']}   (shown once; kept in {state}/api_key)\n"
                 if stack.secrets_created
-                else "  API key      in .local/api_key (X-API-Key header)\n"
+                else f"  API key      in {state}/api_key (X-API-Key header)\n"
             )
-            + f"  Example body {request_file.relative_to(ROOT)}\n"
+            + f"  Example body {shown(request_file)}\n"
             "  Ctrl-C stops everything.\n",
             flush=True,
         )

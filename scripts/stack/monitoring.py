@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Self
 
-from stack.config import ROOT
-from stack.processes import port_in_use, wait_for_http
+from stack.config import MONITORING_PORTS, ROOT, busy_ports
+from stack.processes import wait_for_http
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ class Monitoring:
     Prometheus scrapes the Pushgateway (``honor_labels``), the bridge and the API, with the alert rules
     of ``monitoring/prometheus/alerts.yml``; pipeline tasks push to the Pushgateway, Airflow sends StatsD
     to the bridge (see :meth:`pipeline_env`). Grafana is not packaged for Debian: the dashboards of
-    ``monitoring/grafana`` run under ``astro dev start``; locally, query Prometheus (:9090) directly.
+    ``monitoring/grafana`` run under ``astro dev start``; locally, query Prometheus (:9090,
+    ``MLP_STACK_PROMETHEUS_PORT``) directly.
     """
 
     def __init__(
@@ -120,13 +121,12 @@ class Monitoring:
                 f"{' and '.join(missing)} not installed (`make monitoring-tools` installs the Debian packages "
                 "prometheus and prometheus-pushgateway)"
             )
-        ports = {
-            "Prometheus": self.prometheus_port,
-            "Pushgateway": self.pushgateway_port,
-            "StatsD bridge": self.statsd_http_port,
-        }
-        busy = [f"{name} :{port}" for name, port in ports.items() if port_in_use(port)]
-        return f"ports already in use: {', '.join(busy)}" if busy else None
+        busy = self.busy_ports()
+        return ", ".join(busy) if busy else None
+
+    def busy_ports(self) -> list[str]:
+        """One message per taken port (Prometheus, Pushgateway, the bridge's UDP and HTTP), naming its setting."""
+        return busy_ports({name: getattr(self, name) for name in MONITORING_PORTS})
 
     def prometheus_config(self) -> dict[str, Any]:
         return prometheus_config(
@@ -153,7 +153,7 @@ class Monitoring:
         self.folder.mkdir(parents=True, exist_ok=True)
         config = self.folder / "prometheus.yml"
         config.write_text(yaml.safe_dump(self.prometheus_config(), sort_keys=False))
-        # make run: pushed metrics survive a restart, like the rest of .local/. Always explicit: Debian's
+        # make run: pushed metrics survive a restart, like the rest of the state folder. Always explicit: Debian's
         # build defaults to /var/lib/prometheus/pushgateway.data, shared by every Pushgateway on the machine.
         persistence = self.folder / "pushgateway.db" if self.persist else ""
         self._spawn(

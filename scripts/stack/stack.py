@@ -23,11 +23,11 @@ import httpx
 
 from stack.airflow_client import AirflowClient
 from stack.airflow_settings import sentry_airflow_env, statsd_airflow_env
-from stack.config import ROOT, StackConfig
+from stack.config import ROOT, STACK_PORTS, StackConfig, busy_ports
 from stack.local_secrets import load_or_create_secrets
 from stack.mlflow_server import mlflow_server_command
 from stack.monitoring import Monitoring
-from stack.processes import free_port, port_in_use, venv_bin
+from stack.processes import free_port, venv_bin
 
 log = logging.getLogger(__name__)
 
@@ -125,20 +125,13 @@ class Stack:
         return process
 
     def check_ports(self) -> None:
-        cfg = self.config
-        busy = [
-            f"{n} :{p}"
-            for n, p in (
-                ("Airflow", cfg.airflow_port),
-                ("MLflow", cfg.mlflow_port),
-                ("API", cfg.api_port),
-                ("worker logs", cfg.worker_log_port),
-                ("trigger logs", cfg.trigger_log_port),
-            )
-            if port_in_use(p)
-        ]
+        """Refuse to start when a port of Airflow, MLflow or the API is taken, naming the setting that moves it."""
+        busy = busy_ports(self.config.ports(STACK_PORTS))
         if busy:
-            raise RuntimeError(f"ports already in use: {', '.join(busy)} (another stack running? stop it first)")
+            raise RuntimeError(
+                f"{', '.join(busy)}. Another stack running? Stop it, or start this one beside it on free ports "
+                "with its own state folder (MLP_STACK_STATE_DIR)"
+            )
 
     def start_monitoring(self) -> None:
         """Prometheus, the Pushgateway and the StatsD bridge, if configured and installed (else a warning)."""

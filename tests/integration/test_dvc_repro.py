@@ -43,7 +43,9 @@ def project_copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
     copy = tmp_path_factory.mktemp("project")
     shutil.copytree(ROOT / "include", copy / "include", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", copy / "dvc.yaml")
-    (copy / "params.yaml").write_text(f'repro:\n  start: "{DAYS[0]}"\n  end: "{DAYS[-1]}"\n  lake: data/lake\n')
+    (copy / "params.yaml").write_text(
+        f'repro:\n  problem: flight_delay\n  start: "{DAYS[0]}"\n  end: "{DAYS[-1]}"\n  lake: data/lake\n'
+    )
     dvc("init", "--no-scm", "-q", cwd=copy)
     dvc("remote", "add", "-d", "storage", str(copy / "remote"), cwd=copy)
     return copy
