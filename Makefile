@@ -12,7 +12,7 @@ STAMP := $(VENV)/.synced-$(shell sha1sum $(LOCK) $(PROBLEM_REQUIREMENTS) 2>/dev/
 export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run airflow repro test test-fast test-e2e lint format lock clean monitoring-tools security
+.PHONY: help venv run check-problem airflow repro test test-fast test-e2e lint format lock clean monitoring-tools security
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,10 @@ $(STAMP): $(LOCK) $(PROBLEM_REQUIREMENTS)
 # MLP_STACK_PUSHGATEWAY_PORT (9091), MLP_STACK_STATSD_PORT (9125, UDP), MLP_STACK_STATSD_HTTP_PORT (9102).
 run: venv  ## Start Airflow, MLflow and the API locally and run the chain to a served model (ports: MLP_STACK_*)
 	$(BIN)/python scripts/run_stack.py
+
+check-problem: venv  ## Check a problem package against the contract on a sample of its data: make check-problem PROBLEM=include.penguins
+	@test -n "$(PROBLEM)" || { echo "usage: make check-problem PROBLEM=include.<name> [DAYS=2026-06-01..2026-06-03]" >&2; exit 2; }
+	$(BIN)/python -m include.mlpipeline.authoring.check_problem $(PROBLEM) $(if $(DAYS),--days $(DAYS))
 
 airflow: venv  ## The Airflow CLI against the make-run stack, e.g. make airflow ARGS="dags list"
 	PYTHONPATH=$(CURDIR):$(CURDIR)/scripts $(BIN)/python -m stack $(ARGS)
