@@ -12,7 +12,7 @@ STAMP := $(VENV)/.synced-$(shell sha1sum $(LOCK) $(PROBLEM_REQUIREMENTS) 2>/dev/
 export PYTHONPATH := $(CURDIR)
 
 .DEFAULT_GOAL := help
-.PHONY: help venv run check-problem airflow repro test test-fast test-e2e lint format lock clean monitoring-tools security
+.PHONY: help venv run new-problem check-problem airflow repro test test-fast test-e2e lint format lock clean monitoring-tools security
 
 help:  ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,13 @@ $(STAMP): $(LOCK) $(PROBLEM_REQUIREMENTS)
 # MLP_STACK_PUSHGATEWAY_PORT (9091), MLP_STACK_STATSD_PORT (9125, UDP), MLP_STACK_STATSD_HTTP_PORT (9102).
 run: venv  ## Start Airflow, MLflow and the API locally and run the chain to a served model (ports: MLP_STACK_*)
 	$(BIN)/python scripts/run_stack.py
+
+new-problem: venv  ## Write include/<NAME>/ from a table: make new-problem NAME=sales SOURCE=data/sales.csv TARGET=units [ARGS=...]
+	@if [ -z "$(NAME)" ] || [ -z "$(SOURCE)" ] || [ -z "$(TARGET)" ]; then \
+	  $(BIN)/python -m include.mlpipeline.authoring.new_problem --help; echo >&2; \
+	  echo 'usage: make new-problem NAME=<name> SOURCE=<file, URL or table> TARGET=<column> [ARGS="--task ... --key ..."]' >&2; \
+	  exit 2; fi
+	$(BIN)/python -m include.mlpipeline.authoring.new_problem --name "$(NAME)" --source "$(SOURCE)" --target "$(TARGET)" $(ARGS)
 
 check-problem: venv  ## Check a problem package against the contract on a sample of its data: make check-problem PROBLEM=include.penguins
 	@test -n "$(PROBLEM)" || { echo "usage: make check-problem PROBLEM=include.<name> [DAYS=2026-06-01..2026-06-03]" >&2; exit 2; }

@@ -55,9 +55,17 @@ def parse_days(text: str) -> list[dt.date]:
 
 
 def default_days(problem: ProblemSpec, start: dt.date) -> list[dt.date]:
-    """The days checked without ``--days``: the first days the ETL schedule loads (``MLP_ETL_START_DATE``),
-    which a problem's sources must have data for; one for a snapshot problem (one load is the table)."""
-    return [start] if problem.snapshot else [start + dt.timedelta(days=n) for n in range(TIME_AXIS_DAYS)]
+    """The days checked without ``--days``: one for a snapshot problem (one load is the table); the
+    newest days its sources list (``Source.available_days``: a table the user pointed at), or else the
+    first days the ETL schedule loads (``MLP_ETL_START_DATE``), which a replay's sources have data for."""
+    if problem.snapshot:
+        return [start]
+    listed = [s for s in problem.sources if s.required and s.available_days is not None]
+    if listed:
+        days = set.intersection(*(set(source.available_days()) for source in listed))
+        if days:
+            return sorted(days)[-TIME_AXIS_DAYS:]
+    return [start + dt.timedelta(days=n) for n in range(TIME_AXIS_DAYS)]
 
 
 def format_result(result: CheckResult) -> str:
