@@ -5,9 +5,11 @@
 # pip-install requirements.txt (which must never pin apache-airflow: the image provides it), then
 # copy the project (minus .dockerignore) into /usr/local/airflow. So this file only adds what the
 # ONBUILD steps cannot know about. Keep it that way: a RUN here executes after all of them.
-# This tag uses the Runtime's default Python. requirements.lock and CI use Python 3.11: to run
-# exactly that in the image, use the "3.3-2-python-3.11" distribution of the same Runtime.
-FROM astrocrpublic.azurecr.io/runtime:3.3-2
+# The "-python-3.11" distribution of the Runtime, not its default Python: requirements.lock is
+# resolved for 3.11, CI tests on 3.11 and pyproject.toml requires it, so the image runs exactly the
+# interpreter the pins and the tests were made with (and the prediction API's container in
+# docker-compose.override.yml matches it, since it unpickles the models trained here).
+FROM astrocrpublic.azurecr.io/runtime:3.3-2-python-3.11
 
 # `include/` is imported as a top-level package (`import include.mlpipeline`) by the DAG files, by
 # the tasks the executor runs, by the dag-processor and by the prediction API. Airflow only puts

@@ -29,13 +29,13 @@ from include.mlpipeline.orchestration.tasks import emit
     doc_md=__doc__,
 )
 def ab_test():
-    @task
+    @task(multiple_outputs=False)
     def evaluate() -> dict:
         from include.mlpipeline.deployment import abtest
 
         return abtest.evaluate_ab()
 
-    @task(outlets=[APPROVED_MODEL])
+    @task(multiple_outputs=False, outlets=[APPROVED_MODEL])
     def approve_challenger(result: dict) -> dict:
         if not result["promote"]:
             raise AirflowSkipException(f"{result['decision']}: {result['reason']}")

@@ -42,14 +42,14 @@ def deploy():
             raise ValueError("no approved model in the triggering events and no version param")
         return str(approved[-1]["version"])
 
-    @task
+    @task(multiple_outputs=False)
     def promote(version: str) -> dict:
         from include.mlpipeline.deployment import deploy as steps
 
         return steps.promote(version)
 
     # No retries: a failed check has already rolled the alias back; retrying would test the old version.
-    @task(outlets=[SERVED_MODEL], retries=0)
+    @task(multiple_outputs=False, outlets=[SERVED_MODEL], retries=0)
     def verify_live_service(promotion: dict) -> dict:
         from include.mlpipeline.deployment import deploy as steps
 

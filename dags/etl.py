@@ -68,7 +68,7 @@ def etl():
 
         return [source.name for source in load_problem().sources]
 
-    @task(map_index_template="{{ source_name }}")
+    @task(multiple_outputs=False, map_index_template="{{ source_name }}")
     def extract(source: str, chunks: list[list[str]]) -> dict:
         from include.mlpipeline.data import etl as steps
         from include.mlpipeline.orchestration.connections import source_storage_options
@@ -89,7 +89,7 @@ def etl():
         with fail_fast_on_data_errors():
             return steps.transform_partitions(days)
 
-    @task(outlets=[CLEAN_DATA])
+    @task(multiple_outputs=False, outlets=[CLEAN_DATA])
     def publish(summaries: list[list[dict]]) -> dict:
         from include.mlpipeline.data import etl as steps
 

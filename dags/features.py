@@ -61,7 +61,7 @@ def features():
         with fail_fast_on_data_errors():
             return steps.build_feature_partitions(days)
 
-    @task(outlets=[FEATURE_DATA])
+    @task(multiple_outputs=False, outlets=[FEATURE_DATA])
     def publish(summaries: list[list[dict]]) -> dict:
         from include.mlpipeline.data import etl as steps
 

@@ -28,14 +28,14 @@ from include.mlpipeline.orchestration.tasks import emit, partitions_of
     doc_md=__doc__,
 )
 def monitor():
-    @task
+    @task(multiple_outputs=False)
     def check_drift() -> dict:
         from include.mlpipeline.monitoring import drift
 
         days = partitions_of(get_current_context()["triggering_asset_events"][CLEAN_DATA])
         return drift.monitor(days)
 
-    @task(outlets=[RETRAIN_REQUESTED])
+    @task(multiple_outputs=False, outlets=[RETRAIN_REQUESTED])
     def request_retrain(summary: dict) -> dict:
         from include.mlpipeline.orchestration.alerts import notify_drift
 

@@ -24,7 +24,7 @@ from include.mlpipeline.orchestration.tasks import partitions_of
     doc_md=__doc__,
 )
 def traffic_replay():
-    @task
+    @task(multiple_outputs=False)
     def send_traffic() -> dict:
         from include.mlpipeline.deployment import traffic
 

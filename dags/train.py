@@ -45,7 +45,7 @@ from include.mlpipeline.orchestration.tasks import (
     doc_md=__doc__,
 )
 def train():
-    @task
+    @task(multiple_outputs=False)
     def select_window() -> dict:
         from include.mlpipeline.ml import window as training_window
 
@@ -74,7 +74,7 @@ def train():
         return chosen_candidates(load_problem(), get_current_context()["params"].get("candidates"))
 
     # Its own queue under Celery (MLP_TRAINING_QUEUE), so training scales with its own workers.
-    @task(map_index_template="{{ candidate }}", queue=get_settings().training_queue)
+    @task(multiple_outputs=False, map_index_template="{{ candidate }}", queue=get_settings().training_queue)
     def train_candidate(name: str, window: dict, parent_run_id: str) -> dict:
         from include.mlpipeline.ml import training
 
@@ -82,13 +82,13 @@ def train():
         with fail_fast_on_data_errors():
             return training.train_candidate(name, window, parent_run_id)
 
-    @task
+    @task(multiple_outputs=False)
     def register_best(results: list[dict], window: dict, parent_run_id: str) -> dict:
         from include.mlpipeline.ml import registry
 
         return registry.register_best(list(results), window, parent_run_id)
 
-    @task(outlets=[APPROVED_MODEL])
+    @task(multiple_outputs=False, outlets=[APPROVED_MODEL])
     def approve(registration: dict) -> dict:
         decision = registration["decision"]
         if not decision["promote"]:

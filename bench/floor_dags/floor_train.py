@@ -18,7 +18,7 @@ FLOOR_APPROVED = Asset(name="bench_floor_approved", uri="x-bench://floor/approve
     tags=["bench"],
 )
 def floor_train():
-    @task
+    @task(multiple_outputs=False)  # as train's: the dict is one XCom, not one per key
     def select_window() -> dict:
         return get_current_context()["triggering_asset_events"][FLOOR_FEATURES][-1].extra["shape"]
 
@@ -35,7 +35,7 @@ def floor_train():
     def train_candidate(name: int, window: dict, parent_run_id: str) -> None:
         return None
 
-    @task
+    @task(multiple_outputs=False)
     def register_best(results: list[None], window: dict, parent_run_id: str) -> dict:
         return window
 

@@ -1,4 +1,4 @@
-"""DAG integrity: the four DAGs parse, follow the house rules, and are chained by the right Assets.
+"""DAG integrity: the seven DAGs parse, follow the house rules, and are chained by the right Assets.
 
 Parse-time hygiene (no heavy imports, no database, connection or variable access) is checked in a
 fresh interpreter, where those would really happen.
@@ -6,6 +6,7 @@ fresh interpreter, where those would really happen.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -56,8 +57,6 @@ def test_pipeline_dags_present(dagbag):
 
 def test_etl_schedule_starts_on_the_configured_day(monkeypatch):
     """A later start date holds etl's schedule back (a backfill replaying history: bench/year_replay.py)."""
-    import datetime as dt
-
     from airflow.dag_processing.dagbag import DagBag
 
     from include.mlpipeline.core.settings import get_settings
@@ -88,6 +87,70 @@ def test_house_rules(dagbag, dag_id):
             continue
         assert task.retries >= 2, f"{dag_id}.{task.task_id} has {task.retries} retries"
         assert task.execution_timeout is not None
+
+
+# Each DAG's dagrun_timeout with the default settings, and what a healthy run takes on a busy 2-core
+# machine (include/mlpipeline/orchestration/pipeline_dag.py explains each).
+RUN_TIMEOUTS = {
+    "etl": dt.timedelta(hours=4),  # minutes a day; a year of days in one run over an hour
+    "features": dt.timedelta(hours=4),  # as many days as the triggering etl runs published
+    "train": dt.timedelta(hours=2),  # minutes without a search
+    "deploy": dt.timedelta(minutes=30),  # about 2 minutes
+    "monitor": dt.timedelta(hours=1),  # minutes
+    "ab_test": dt.timedelta(hours=1),  # minutes
+    "traffic_replay": dt.timedelta(hours=1),  # minutes
+}
+
+
+def test_every_dag_has_a_run_timeout(dagbag):
+    assert set(RUN_TIMEOUTS) == set(ALL_DAGS)
+    timeouts = {dag_id: dagbag.dags[dag_id].dagrun_timeout for dag_id in ALL_DAGS}
+    assert timeouts == RUN_TIMEOUTS
+
+
+def test_a_timed_out_run_alerts_on_slack(dagbag):
+    """The scheduler calls on_failure_callback with reason "timed_out"; DagFailureAlert takes every reason
+    but "task_failure" (tests/unit/test_alerts.py shows the message)."""
+    from include.mlpipeline.orchestration.alerts import DagFailureAlert
+
+    for dag_id in ALL_DAGS:
+        callbacks = dagbag.dags[dag_id].on_failure_callback
+        assert any(isinstance(cb, DagFailureAlert) for cb in callbacks), dag_id
+
+
+def test_run_timeouts_follow_their_settings():
+    from include.mlpipeline.core.settings import Settings
+    from include.mlpipeline.orchestration.pipeline_dag import dagrun_timeout
+
+    settings = Settings(data_dagrun_timeout_min=600, train_dagrun_timeout_min=45, deploy_timeout_s=900)
+
+    assert dagrun_timeout("etl", settings) == dagrun_timeout("features", settings) == dt.timedelta(hours=10)
+    assert dagrun_timeout("train", settings) == dt.timedelta(minutes=45)
+    # deploy outlasts its own wait for the API, so a failed check still rolls the alias back itself.
+    assert dagrun_timeout("deploy", settings) == dt.timedelta(hours=1)
+    assert dagrun_timeout("deploy", Settings()) == dt.timedelta(minutes=30) > 4 * dt.timedelta(seconds=120)
+    assert dagrun_timeout("a_new_dag", settings) == dt.timedelta(hours=1)
+
+
+def test_run_timeout_setting_reaches_the_parsed_dag(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    from include.mlpipeline.core.settings import get_settings
+
+    monkeypatch.setenv("MLP_TRAIN_DAGRUN_TIMEOUT_MIN", "300")
+    get_settings.cache_clear()
+    try:
+        dag = DagBag(dag_folder=str(DAGS / "train.py")).dags["train"]
+    finally:
+        get_settings.cache_clear()
+    assert dag.dagrun_timeout == dt.timedelta(hours=5)
+
+
+@pytest.mark.parametrize("dag_id", ALL_DAGS)
+def test_no_task_unrolls_its_result_into_xcoms(dagbag, dag_id):
+    """Every dict a task returns is consumed whole: one XCom, not one more per key (ruff AIR202 in dags/)."""
+    unrolled = [task.task_id for task in dagbag.dags[dag_id].tasks if getattr(task, "multiple_outputs", False)]
+    assert unrolled == []
 
 
 @pytest.mark.parametrize(

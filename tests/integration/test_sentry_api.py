@@ -117,6 +117,25 @@ def test_unhandled_api_error_reaches_sentry_without_secrets(
     assert_no_secret(receiver.raw, {**known, "bearer token": bearer, "session cookie": session})
 
 
+def test_api_client_sends_no_default_pii_and_keeps_the_sdks_scrubber(
+    receiver: SentryReceiver, known: dict[str, str], tmp_path: Path
+) -> None:
+    """Without the deprecated send_default_pii (a DeprecationWarning, an error under pytest's filters)
+    the SDK still sends no default PII and keeps its EventScrubber (data_collection would drop it)."""
+    import warnings
+
+    import sentry_sdk
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        assert observability.init_sentry(api_settings(receiver, tmp_path, known["api_key"]))
+
+    client = sentry_sdk.get_client()
+    assert client.should_send_default_pii() is False
+    assert client.options["event_scrubber"] is not None
+    assert client.options["data_collection"]["user_info"] is False
+
+
 def test_api_without_dsn_has_no_sentry(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
     observability._state["logged_off"] = False
     caplog.set_level(logging.INFO, logger=observability.__name__)

@@ -105,6 +105,28 @@ def test_dockerfile_builds_on_the_airflow_3_3_runtime() -> None:
     assert RUNTIME_FROM.match(froms[0]), f"not the Astro Runtime 3.3 image: {froms[0]}"
 
 
+def test_one_python_everywhere() -> None:
+    """The image runs the Python the lock was resolved for and CI tests on (a Runtime without a
+    "-python-3.X" suffix brings its own default, and the pins were never tested there)."""
+    import tomllib
+
+    from packaging.specifiers import SpecifierSet
+
+    pyproject = tomllib.loads(text("pyproject.toml"))
+    allowed = SpecifierSet(pyproject["project"]["requires-python"])
+    minors = {f"3.{minor}" for minor in range(8, 20) if f"3.{minor}.0" in allowed}
+    image = runtime_python()
+    assert minors == {image}, f"requires-python {allowed} allows {sorted(minors)}; the image runs {image}"
+    assert pyproject["tool"]["ruff"]["target-version"] == "py" + image.replace(".", "")
+    ci = [
+        str(step["with"]["python-version"])
+        for job in workflow()["jobs"].values()
+        for step in job.get("steps", [])
+        if step.get("uses", "").startswith("actions/setup-python@")
+    ]
+    assert ci and set(ci) == {image}, f"CI sets up Python {ci}; the image runs {image}"
+
+
 def test_dockerfile_makes_include_importable_and_quiet() -> None:
     env = dockerfile_env()
     python_path = expanded_in_fresh_image(env.get("PYTHONPATH", "")).split(":")

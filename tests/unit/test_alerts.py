@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -21,9 +22,11 @@ from include.mlpipeline.core.settings import get_settings
 from include.mlpipeline.data.quality import DataQualityError
 from include.mlpipeline.orchestration import alerts, sentry_hooks, slack_messages, tasks
 from include.mlpipeline.orchestration.assets import APPROVED_MODEL
+from include.mlpipeline.telemetry import pipeline_metrics
 from tests.support import SlackStub
 
 RUN_ID = "manual__2026-07-01T00:00:00+00:00"
+DAGS = Path(__file__).resolve().parents[2] / "dags"
 LOGGER = "include.mlpipeline.orchestration.alerts"
 
 # What train's `approve` task puts on the approved_model event (registry.register_best's return value).
@@ -204,14 +207,96 @@ def test_a_starting_task_protects_sentry_and_resolves_lake_connections(monkeypat
 
 def test_dag_failure_alert_only_for_reasons_of_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
     sent = capture_sends(monkeypatch)
-    base = {"dag": SimpleNamespace(dag_id="train"), "run_id": "scheduled__x"}
+    base = {"dag": SimpleNamespace(dag_id="train", dagrun_timeout=dt.timedelta(hours=2)), "run_id": "scheduled__x"}
 
     alerts.DagFailureAlert()({**base, "reason": "task_failure"})
     alerts.DagFailureAlert()({**base, "reason": "timed_out"})
+    alerts.DagFailureAlert()({**base, "reason": "all_tasks_deadlocked"})
+
+    assert [m.kind for m in sent] == ["dag_failure", "dag_failure"]
+    assert sent[0].text.startswith(
+        ":hourglass: DAG run timed out: train, run scheduled__x: still running after its dagrun_timeout of 2 h."
+    )
+    assert "http://airflow.test:8080/dags/train/runs/scheduled__x" in sent[0].text
+    assert sent[1].text.startswith(":red_circle: DAG run deadlocked: train, run scheduled__x: no task can run")
+
+
+def _timed_out_request(dag_id: str, run_id: str, last_task: str | None) -> Any:
+    """The callback request the scheduler sends the dag-processor when ``dagrun_timeout`` passed
+    (``SchedulerJobRunner._schedule_dag_run``: ``reason="timed_out"``, the last unfinished task as ``last_ti``)."""
+    import uuid
+
+    from airflow.api_fastapi.execution_api.datamodels.taskinstance import DagRun, TaskInstance
+    from airflow.callbacks.callback_requests import DagCallbackRequest, DagRunContext
+
+    start = dt.datetime(2026, 7, 1, 0, 0, 5, tzinfo=dt.UTC)
+    run = DagRun(
+        dag_id=dag_id,
+        run_id=run_id,
+        logical_date=None,
+        data_interval_start=None,
+        data_interval_end=None,
+        run_after=start,
+        start_date=start,
+        end_date=start + dt.timedelta(minutes=31),
+        run_type="asset_triggered",
+        state="failed",
+        consumed_asset_events=[],
+        partition_key=None,
+    )
+    last_ti = None
+    if last_task:
+        last_ti = TaskInstance(
+            id=uuid.uuid4(), task_id=last_task, dag_id=dag_id, run_id=run_id, try_number=1, dag_version_id=uuid.uuid4()
+        )
+    return DagCallbackRequest(
+        filepath=f"{dag_id}.py",
+        dag_id=dag_id,
+        run_id=run_id,
+        bundle_name="dags-folder",
+        bundle_version=None,
+        context_from_server=DagRunContext(dag_run=run, last_ti=last_ti),
+        is_failure_callback=True,
+        msg="timed_out",
+    )
+
+
+@pytest.mark.parametrize("last_task", ["verify_live_service", None], ids=["last-task", "minimal-context"])
+def test_a_timed_out_run_alerts_through_airflows_own_dag_callback(
+    monkeypatch: pytest.MonkeyPatch, last_task: str | None
+) -> None:
+    """The real deploy DAG, its callbacks run by the dag-processor's own code on a timeout's request.
+
+    With a last unfinished task the processor passes that task's full template context; without one
+    only ``dag``, ``run_id`` and ``reason``. Either way Slack hears that the run timed out, after which
+    bound, and where it stopped.
+    """
+    import structlog
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.dag_processing.processor import _execute_dag_callbacks
+
+    sent = capture_sends(monkeypatch)
+    runs: list[tuple[str, str]] = []
+    monkeypatch.setattr(pipeline_metrics, "record_dag_run", lambda dag_id, state, **kw: runs.append((dag_id, state)))
+    bag = DagBag(dag_folder=str(DAGS / "deploy.py"))
+    run_id = "asset_triggered__2026-07-01T00:00:00+00:00"
+
+    _execute_dag_callbacks(bag, _timed_out_request("deploy", run_id, last_task), structlog.get_logger())
 
     assert [m.kind for m in sent] == ["dag_failure"]
-    assert "DAG run failed: train, run scheduled__x: timed_out" in sent[0].text
-    assert "http://airflow.test:8080/dags/train/runs/scheduled__x" in sent[0].text
+    text = sent[0].text
+    assert text.startswith(
+        f":hourglass: DAG run timed out: deploy, run {run_id}: still running after its dagrun_timeout of 30 min"
+    )
+    assert "Airflow failed the run and marked its unfinished tasks skipped" in text
+    if last_task:
+        assert ", started 2026-07-01 00:00 UTC." in text
+        assert "the last of them to start was verify_live_service." in text
+        assert "`verify_live_service`" in str(sent[0].blocks)
+    assert text.endswith(
+        "\nRun: http://airflow.test:8080/dags/deploy/runs/asset_triggered__2026-07-01T00%3A00%3A00%2B00%3A00"
+    )
+    assert runs == [("deploy", "failed")], "the failed run is pushed as a metric too"
 
 
 def test_promotion_message_compares_old_and_new() -> None:

@@ -83,6 +83,19 @@ class Settings(EnvSettings):
         description="Celery queue of the training tasks (e.g. 'training', served by workers on bigger machines). "
         "Executors without queues ignore it.",
     )
+    data_dagrun_timeout_min: float = Field(
+        240.0,
+        gt=0,
+        description="dagrun_timeout of etl and features, in minutes: a daily run takes minutes, a bootstrap or "
+        "catch-up of a year over an hour on 2 cores. A run still going then is failed (its unfinished tasks "
+        "skipped) and alerted on Slack. Raise it for runs of more than a year of days or much larger data.",
+    )
+    train_dagrun_timeout_min: float = Field(
+        120.0,
+        gt=0,
+        description="dagrun_timeout of train, in minutes: minutes with the default window and no search. Raise it "
+        "with MLP_SEARCH_TRIALS (each candidate's search may take MLP_SEARCH_TIMEOUT_S) or a much larger window.",
+    )
 
     # Data lake
     lake_uri: str = Field(

@@ -148,8 +148,11 @@ class TaskFailureAlert(_SafeNotifier):
 class DagFailureAlert(_SafeNotifier):
     """``on_failure_callback`` of a DAG: alerts when a run fails for its own reason (timeout, deadlock).
 
-    A run failed by a task is already reported by that task's :class:`TaskFailureAlert`, with the
-    error and the log link; alerting again would only double the noise.
+    Airflow 3.3 says which in the context's ``reason``: ``task_failure``, ``timed_out`` (the run
+    passed its ``dagrun_timeout``, see :mod:`~.pipeline_dag`; the scheduler marks its unfinished
+    tasks skipped, so this is the alert that says so) or ``all_tasks_deadlocked``. A run failed by a
+    task is already reported by that task's :class:`TaskFailureAlert`, with the error and the log
+    link; alerting again would only double the noise.
     """
 
     def notify(self, context: Any) -> None:

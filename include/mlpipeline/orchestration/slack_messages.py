@@ -226,20 +226,62 @@ def gate_blocked_message(context: Mapping[str, Any], error: Any) -> SlackMessage
     return SlackMessage("quality_gate", text, blocks)
 
 
+def _duration(delta: Any) -> str:
+    """A timedelta as on-call reads it: ``4 h``, ``1 h 30 min``, ``30 min``, ``45 s``."""
+    seconds = int(delta.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
+    if not hours and not minutes:
+        parts.append(f"{secs} s")
+    return " ".join(part for part in parts if part)
+
+
+def _started(run: Any) -> str:
+    start = getattr(run, "start_date", None)
+    return f", started {start:%Y-%m-%d %H:%M} UTC" if start is not None and hasattr(start, "strftime") else ""
+
+
 def dag_failure_message(context: Mapping[str, Any]) -> SlackMessage:
-    """A DAG run failed for a reason of its own (timed out, deadlocked)."""
+    """A DAG run failed for a reason of its own: it timed out, or its tasks deadlocked.
+
+    ``context`` is what the dag-processor passes the DAG's ``on_failure_callback``: ``dag``, ``run_id``
+    and ``reason`` (``timed_out`` when ``dagrun_timeout`` passed, ``all_tasks_deadlocked``), plus, when
+    the scheduler names one, the template context of the run's last unfinished task (``ti``, ``dag_run``).
+    """
     ref = TaskRef.from_context({k: v for k, v in context.items() if k not in {"ti", "task_instance"}})
     reason = str(context.get("reason") or "unknown")
     last = context.get("ti") or context.get("task_instance")
     last_task = getattr(last, "task_id", None)
-    text = f":red_circle: DAG run failed: {ref.dag_id}, run {ref.run_id}: {reason}" + (
-        f" (last task {last_task})" if last_task else ""
-    )
-    text += f"\nRun: {ref.log_url}"
+    last_text = f" (last task {last_task})" if last_task else ""
+    timeout = getattr(context.get("dag"), "dagrun_timeout", None)
+    if reason == "timed_out":
+        bound = f"its dagrun_timeout of {_duration(timeout)}" if timeout else "its dagrun_timeout"
+        title = f"DAG run timed out: {ref.dag_id}"
+        stuck = f"; the last of them to start was {last_task}" if last_task else ""
+        why = (
+            f"still running after {bound}{_started(context.get('dag_run'))}. Airflow failed the run and "
+            f"marked its unfinished tasks skipped{stuck}"
+        )
+        icon = ":hourglass:"
+    elif reason == "all_tasks_deadlocked":
+        title = f"DAG run deadlocked: {ref.dag_id}"
+        why = f"no task can run (their upstream states never satisfy their trigger rules){last_text}"
+        icon = ":red_circle:"
+    else:
+        title = f"DAG run failed: {ref.dag_id}"
+        why = f"{reason}{last_text}"
+        icon = ":red_circle:"
+    text = f"{icon} {title}, run {ref.run_id}: {why}.\nRun: {ref.log_url}"
+    pairs = [("DAG", f"`{_esc(ref.dag_id)}`"), ("Run", f"`{_esc(ref.run_id)}`"), ("Reason", f"`{_esc(reason)}`")]
+    if reason == "timed_out" and timeout:
+        pairs.append(("dagrun_timeout", _esc(_duration(timeout))))
+    if last_task:
+        pairs.append(("Last unfinished task", f"`{_esc(last_task)}`"))
     blocks = [
-        _header(f"DAG run failed: {ref.dag_id}"),
-        _fields([("DAG", f"`{_esc(ref.dag_id)}`"), ("Run", f"`{_esc(ref.run_id)}`"), ("Reason", _esc(reason))]),
-        _section(_link(ref.log_url, "Open the run in Airflow")),
+        _header(title),
+        _fields(pairs),
+        _section(f"{_esc(why[:1].upper() + why[1:])}. " + _link(ref.log_url, "Open the run in Airflow")),
     ]
     return SlackMessage("dag_failure", text, blocks)
 

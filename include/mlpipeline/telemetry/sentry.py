@@ -10,8 +10,8 @@ Two users:
   before_send`` to ``sentry_sdk.init`` as the dotted-path *string*, which makes the SDK drop every
   event, so that option must stay unset; this module resolves such a string if it finds one.
 
-What never leaves the process, on top of Sentry's own default PII scrubbing (``send_default_pii``
-off, the SDK's default denylist): the values of credential headers (``X-API-Key``,
+What never leaves the process, on top of Sentry's own defaults (no default PII, and the SDK's
+``EventScrubber`` with its default denylist): the values of credential headers (``X-API-Key``,
 ``Authorization``, ``Cookie``) and of keys named like secrets anywhere in the event, and any string
 equal to or containing a *known secret value*: the API key, the passwords of ``AIRFLOW_CONN_*``
 connections and of URLs in the environment, and every environment variable named like a secret
@@ -251,7 +251,9 @@ def init_sentry(settings: Settings | None = None, **options: Any) -> bool:
             "dsn": dsn,
             "environment": settings.sentry_environment,
             "release": code_version(),
-            "send_default_pii": False,
+            # No PII by leaving send_default_pii unset: sentry_sdk (2.75, pinned) deprecates the option in
+            # favour of data_collection, and with neither set it behaves as send_default_pii=False and
+            # keeps its EventScrubber. Passing data_collection instead would switch that scrubber off.
             "before_send": before_send,
             "before_send_transaction": before_send,
             "integrations": [
