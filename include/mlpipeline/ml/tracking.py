@@ -19,6 +19,8 @@ from include.mlpipeline.ml.window import TrainingSet, TrainingWindow
 log = logging.getLogger(__name__)
 
 # Pinned instead of inferred: inference starts a subprocess and adds seconds to every log_model.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_EXPERIMENT = "custom_model_development"  # the UI's value for "model training": it opens the runs
 MODEL_PIP_REQUIREMENTS = ["scikit-learn==1.9.1", "pandas==2.3.3", "numpy==2.4.6", "cloudpickle"]
 
 
@@ -30,6 +32,9 @@ def configure(settings: Settings | None = None, problem: ProblemSpec | None = No
     problem = problem or load_problem()
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     experiment = mlflow.set_experiment(settings.experiment_name or problem.name)
+    if experiment.tags.get(EXPERIMENT_KIND_TAG) != TRAINING_EXPERIMENT:
+        # MLflow's UI opens an experiment on its GenAI overview unless the experiment says it trains models.
+        mlflow.MlflowClient().set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_EXPERIMENT)
     return experiment.experiment_id
 
 
