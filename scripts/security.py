@@ -54,8 +54,11 @@ def scan_history(allowed: set[str]) -> list[dict]:
     from detect_secrets.core.secrets_collection import SecretsCollection
     from detect_secrets.settings import default_settings
 
+    # Branches, tags and remotes: what gets pushed. Not --all, which takes in local stashes (scratch, and
+    # their merge commits' diffs do not parse).
+    refs = ["--branches", "--tags", "--remotes"]
     commits = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-list", "--all"], capture_output=True, text=True, check=True
+        ["git", "-C", str(ROOT), "rev-list", *refs], capture_output=True, text=True, check=True
     ).stdout.split()
     findings = []
     with default_settings():
