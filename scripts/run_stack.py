@@ -2,9 +2,9 @@
 
 Starts MLflow (:5000), Airflow (UI and API on :8080) and the prediction API (:8000) on 127.0.0.1,
 with their state in .local/ and the data lake in data/lake (both git-ignored). Unpauses the four
-pipeline DAGs; the etl DAG's daily schedule then creates today's run (if it does not within 30
-seconds, the run is triggered by hand). Running it again reuses the state: nothing is lost, and a
-day that already ran is not run again.
+pipeline DAGs and batch_score; the etl DAG's daily schedule then creates today's run (if it does
+not within 30 seconds, the run is triggered by hand). Running it again reuses the state: nothing is
+lost, and a day that already ran is not run again.
 
 The ports and the state folder are settings (``stack.config.local_config``): ``MLP_STACK_STATE_DIR``
 and ``MLP_STACK_<NAME>_PORT``. A second stack beside a first one needs other ports and its own state
@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from stack.chain_monitor import ChainMonitor
-from stack.config import PIPELINE_DAGS, ROOT, local_config
+from stack.config import ROOT, UNPAUSED_DAGS, local_config
 from stack.stack import Stack
 
 SYMBOL = {"success": "done", "failed": "FAILED", "running": "running", "queued": "queued"}
@@ -91,7 +91,7 @@ def ensure_first_etl_run(stack: Stack) -> None:
 
 def follow(stack: Stack, started: float) -> None:
     """Print a line whenever a pipeline DAG's newest run changes state or progress, until interrupted."""
-    monitor = ChainMonitor(stack.airflow)
+    monitor = ChainMonitor(stack.airflow, UNPAUSED_DAGS)
     printed: dict[str, str] = {}
     served = False
     while True:
@@ -99,7 +99,7 @@ def follow(stack: Stack, started: float) -> None:
             if run is None:
                 continue
             state = SYMBOL.get(run["state"], run["state"])
-            line = f"{dag_id:<9} {state:<8} {run['run_type']:<15} {monitor.progress(dag_id, run)}"
+            line = f"{dag_id:<11} {state:<8} {run['run_type']:<15} {monitor.progress(dag_id, run)}"
             if printed.get(dag_id) != line:
                 say(line)
                 printed[dag_id] = line
@@ -138,8 +138,8 @@ def main() -> int:
         say(f"state in {state}/, data lake in {shown_uri(config.lake_uri)}, component logs in {state}/logs/")
         warn_if_committable(config.state_dir)
         stack.start()
-        stack.airflow.wait_for_dags()
-        for dag_id in (*PIPELINE_DAGS[1:], PIPELINE_DAGS[0]):  # consumers first, so no asset event is missed
+        stack.airflow.wait_for_dags(UNPAUSED_DAGS)
+        for dag_id in (*UNPAUSED_DAGS[1:], UNPAUSED_DAGS[0]):  # consumers first (etl last), so no event is missed
             stack.airflow.set_paused(dag_id, False)
         request_file = example_request(stack)
         print(
@@ -156,7 +156,10 @@ def main() -> int:
             "  Ctrl-C stops everything.\n",
             flush=True,
         )
-        say(f"DAGs unpaused: {', '.join(PIPELINE_DAGS)}; the chain runs etl -> features -> train -> deploy")
+        say(
+            f"DAGs unpaused: {', '.join(UNPAUSED_DAGS)}; the chain runs etl -> features -> train -> deploy, "
+            "and batch_score scores each new day with the champion"
+        )
         ensure_first_etl_run(stack)
         follow(stack, started)
     except KeyboardInterrupt:

@@ -22,6 +22,8 @@ from stack.processes import free_port, port_in_use
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_DAGS = ("etl", "features", "train", "deploy")
+UNPAUSED_DAGS = (*PIPELINE_DAGS, "batch_score")
+"""The DAGs `make run` unpauses: the chain, and batch scoring (the champion's live metrics need no traffic)."""
 DEFAULT_STATE_DIR = ROOT / ".local"
 
 

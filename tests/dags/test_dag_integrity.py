@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DAGS = ROOT / "dags"
 PIPELINE = ("etl", "features", "train", "deploy")
-ALL_DAGS = (*PIPELINE, "traffic_replay", "ab_test", "monitor")
+ALL_DAGS = (*PIPELINE, "traffic_replay", "ab_test", "monitor", "batch_score")
 HEAVY_MODULES = (
     "pandas",
     "numpy",
@@ -99,6 +99,7 @@ RUN_TIMEOUTS = {
     "monitor": dt.timedelta(hours=1),  # minutes
     "ab_test": dt.timedelta(hours=1),  # minutes
     "traffic_replay": dt.timedelta(hours=1),  # minutes
+    "batch_score": dt.timedelta(hours=4),  # as many days as the triggering etl runs published
 }
 
 

@@ -86,9 +86,10 @@ class Settings(EnvSettings):
     data_dagrun_timeout_min: float = Field(
         240.0,
         gt=0,
-        description="dagrun_timeout of etl and features, in minutes: a daily run takes minutes, a bootstrap or "
-        "catch-up of a year over an hour on 2 cores. A run still going then is failed (its unfinished tasks "
-        "skipped) and alerted on Slack. Raise it for runs of more than a year of days or much larger data.",
+        description="dagrun_timeout of etl, features and batch_score, in minutes: a daily run takes minutes, a "
+        "bootstrap or catch-up of a year over an hour on 2 cores. A run still going then is failed (its "
+        "unfinished tasks skipped) and alerted on Slack. Raise it for runs of more than a year of days or much "
+        "larger data.",
     )
     train_dagrun_timeout_min: float = Field(
         120.0,
@@ -240,6 +241,18 @@ class Settings(EnvSettings):
     )
     ab_alpha: float = Field(
         0.05, gt=0, lt=1, description="Significance level of the A/B test (one-sided Welch t-test on log loss)."
+    )
+    # Batch scoring
+    batch_scoring_enabled: bool = Field(
+        True,
+        description="The batch_score DAG scores every new clean partition with the champion (the API's feature "
+        "code and model), into batch_predictions/, so live metrics exist without traffic; false: its runs skip.",
+    )
+    batch_lookback_days: int = Field(
+        7,
+        ge=1,
+        description="Newest clean partitions batch_score re-scores when a new champion is served (a snapshot "
+        "problem: its newest load, the whole table).",
     )
     # Monitoring
     drift_share_threshold: float = Field(

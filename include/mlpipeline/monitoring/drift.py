@@ -18,8 +18,9 @@ the December snow, and several spring and autumn temperature swings. Short summe
 barely move a week's distributions: drift alone misses them, the live-performance check is there
 for that. Calendar features that shift by construction (the problem lists them in
 ``ProblemSpec.drift_exclude``, e.g. month) are not tested. **Live performance** is the champion's
-metrics on served predictions whose outcome is known (``live_outcomes.variant_metrics`` of the
-champion's task, read from its registered model's metadata), next to its offline test metrics.
+metrics on its predictions whose outcome is known, served by the API or written by the batch scorer
+(``live_outcomes.champion_outcomes``; ``live_source`` says which), by ``live_outcomes.variant_metrics``
+of the champion's task (its registered model's metadata), next to its offline test metrics.
 
 A retrain is requested when the share of drifted features reaches ``MLP_DRIFT_SHARE_THRESHOLD``, or
 when live performance fell by more than sampling noise (1.645 standard errors, so a few hundred
@@ -49,8 +50,14 @@ from include.mlpipeline.core.problem import ProblemSpec, load_problem
 from include.mlpipeline.core.settings import Settings, get_settings
 from include.mlpipeline.data.etl import CLEAN, FEATURES
 from include.mlpipeline.data.lake import Lake, as_day
-from include.mlpipeline.monitoring.live_outcomes import recent_days, scored_predictions, variant_metrics
-from include.mlpipeline.serving.prediction_log import CHAMPION, PREDICTIONS
+from include.mlpipeline.monitoring.live_outcomes import (
+    champion_outcomes,
+    live_source,
+    recent_days,
+    source_counts,
+    variant_metrics,
+)
+from include.mlpipeline.serving.prediction_log import PREDICTIONS
 from include.mlpipeline.telemetry import pipeline_metrics
 
 log = logging.getLogger(__name__)
@@ -74,18 +81,31 @@ def reference_frame(champion_version: str, *, lake: Lake, problem: ProblemSpec, 
     client = MlflowClient()
     version = client.get_model_version(name, champion_version)
     params = client.get_run(version.run_id).data.params
-    return window_reference(params["window_start"], params["test_start"], lake=lake, problem=problem)
+    end = params.get("window_end")
+    return window_reference(params["window_start"], params["test_start"], end, lake=lake, problem=problem)
 
 
 def window_reference(
-    start: str | dt.date, test_start: str | dt.date, *, lake: Lake, problem: ProblemSpec
+    start: str | dt.date,
+    test_start: str | dt.date,
+    end: str | dt.date | None = None,
+    *,
+    lake: Lake,
+    problem: ProblemSpec,
 ) -> pd.DataFrame:
     """A training window's reference: its feature partitions from ``start`` up to (not including)
     ``test_start`` (train and validation days; the held-out test days are not part of it), a fixed
-    sample of at most ``REFERENCE_ROWS`` rows. Also used without MLflow by ``bench/drift_year.py``.
+    sample of at most ``REFERENCE_ROWS`` rows. A window split by rows (a snapshot: train, validation
+    and test share its one load) has ``test_start == start``: then its partitions up to ``end``.
+    Also used without MLflow by ``bench/drift_year.py``.
     """
     start, test_start = as_day(start), as_day(test_start)
-    days = [d for d in lake.partitions(FEATURES) if start <= d < test_start]
+    last = as_day(end) if end is not None else test_start
+    partitions = lake.partitions(FEATURES)
+    if test_start > start:
+        days = [d for d in partitions if start <= d < test_start]
+    else:
+        days = [d for d in partitions if start <= d <= last]
     if not days:
         raise FileNotFoundError(f"no feature partitions of the champion's window {start}..{test_start} in the lake")
     frame = lake.read_many(FEATURES, days, columns=problem.feature_columns)
@@ -140,7 +160,9 @@ def drift_report(reference: pd.DataFrame, current: pd.DataFrame, features: list[
 def live_performance(
     lake: Lake, problem: ProblemSpec, champion_version: str, lookback_days: int, task: str | None = None
 ) -> dict[str, float]:
-    """The champion's metrics on its recent served predictions with a known outcome ({} if none).
+    """The champion's metrics on its recent predictions with a known outcome ({} if none): those the API
+    served and those the batch scorer wrote (``live_outcomes.champion_outcomes``), counted per source in
+    ``predictions_api`` and ``predictions_batch``.
 
     ``task`` is the champion's (its registered metadata; default the problem's). For multiclass and
     regression the metrics also carry ``mean_loss`` and ``loss_std`` (of the per-prediction loss),
@@ -151,14 +173,11 @@ def live_performance(
         message = "champion %s predicts %s, the problem %s: live performance not compared"
         log.warning(message, champion_version, task, problem.task)
         return {}
-    days = recent_days(lake, lookback_days)
-    scored = scored_predictions(days, lake=lake, problem=problem, label_partitions=lookback_days + 7) if days else None
-    if scored is None or scored.empty:
-        return {}
-    mine = scored[(scored["variant"] == CHAMPION) & (scored["model_version"] == str(champion_version))]
+    mine = champion_outcomes(lake, problem, champion_version, lookback_days)
     if not len(mine):
         return {}
     metrics = variant_metrics(mine, task)
+    metrics.update(source_counts(mine))
     if task != "binary":
         metrics["mean_loss"] = float(mine["loss"].mean())
         metrics["loss_std"] = float(mine["loss"].std(ddof=1)) if len(mine) > 1 else 0.0
@@ -310,6 +329,7 @@ def _log_run(summary: dict[str, Any], name: str, day: dt.date, folder: Path) -> 
             {
                 "retrain": str(summary["retrain"]).lower(),
                 "champion_version": summary["champion_version"],
+                "live_source": summary["live_source"],
                 "reasons": " | ".join(summary["reasons"])[:5000],
             }
         )
@@ -385,6 +405,7 @@ def monitor(days: list[str], *, lake: Lake | None = None, settings: Settings | N
         summary["task"] = champion_task(name, champion, problem)
         summary["offline"] = offline_metrics(offline, summary["task"])
         summary["live"] = live_performance(lake, problem, champion, settings.ab_lookback_days, summary["task"])
+        summary["live_source"] = live_source(summary["live"])
         if reason := _live_check(summary, settings):
             reasons.append(reason)
         summary["retrain"], summary["reasons"] = bool(reasons), reasons

@@ -13,6 +13,13 @@ Each scored prediction gets its ``loss``, the task kind's per-prediction loss (l
 
 Logs written before the API logged ``value`` and ``probabilities`` (binary models only) lack those
 columns; a multiclass or regression prediction without them cannot be scored and is left out.
+
+Two sources of predictions (``source``): ``api``, the API's prediction log (the A/B test reads only
+this one: only the API splits traffic), and ``batch``, the batch scorer's partitions
+(``batch_predictions/date=D``, one per clean partition, written by ``deployment.batch_scoring`` with
+the prediction log's answer columns). Batch rows the model's training window held
+(``seen_in_training``) are no live outcome and are left out. :func:`champion_outcomes` joins both
+for the monitor's live-performance check, so a deployment without traffic still has live metrics.
 """
 
 from __future__ import annotations
@@ -28,17 +35,27 @@ import pandas as pd
 
 from include.mlpipeline.core.problem import ProblemSpec
 from include.mlpipeline.data.etl import FEATURES
-from include.mlpipeline.data.lake import Lake
+from include.mlpipeline.data.lake import Lake, as_day
 from include.mlpipeline.ml.task_kinds import task_kind
-from include.mlpipeline.serving.prediction_log import FEEDBACK, PREDICTIONS
+from include.mlpipeline.serving.prediction_log import CHAMPION, FEEDBACK, PREDICTIONS
 
 log = logging.getLogger(__name__)
 
 EPSILON = 1e-7
+API, BATCH = "api", "batch"
+SOURCES = (API, BATCH)
+BATCH_PREDICTIONS = "batch_predictions"
+"""The batch scorer's dataset: the champion's answers to a clean partition's rows, committed whole."""
+SEEN_IN_TRAINING = "seen_in_training"
+"""The batch column saying the model's training window held the row (so it is no live outcome)."""
 
 
-def recent_days(lake: Lake, lookback_days: int, today: dt.date | None = None) -> list[dt.date]:
-    """The days whose predictions an evaluation reads: the last ``lookback_days`` with a log."""
+def recent_days(lake: Lake, lookback_days: int, today: dt.date | None = None, source: str = API) -> list[dt.date]:
+    """The days whose predictions an evaluation reads: the last ``lookback_days`` with a log (``api``:
+    when the predictions were made), or with committed batch predictions (``batch``: the data's days)."""
+    if _checked(source) == BATCH:
+        days = lake.partitions(BATCH_PREDICTIONS)
+        return [d for d in days if today is None or d <= today][-lookback_days:]
     try:
         entries = lake.fs.ls(lake.dataset_path(PREDICTIONS), detail=False)
     except FileNotFoundError:
@@ -50,9 +67,9 @@ def recent_days(lake: Lake, lookback_days: int, today: dt.date | None = None) ->
 
 
 def scored_predictions(
-    days: list[dt.date], *, lake: Lake, problem: ProblemSpec, label_partitions: int = 21
+    days: list[dt.date], *, lake: Lake, problem: ProblemSpec, label_partitions: int = 21, source: str = API
 ) -> pd.DataFrame:
-    """Logged predictions of ``days`` that have a known outcome, one row per prediction.
+    """Predictions of ``days`` from ``source`` (module doc) that have a known outcome, one row per prediction.
 
     Outcomes: the problem's label in the newest ``label_partitions`` feature partitions (where newly
     landed outcomes are; the log is partitioned by when a prediction was made, the features by the
@@ -62,7 +79,7 @@ def scored_predictions(
         The logged columns plus ``outcome`` and ``loss`` (module doc); binary rows also carry
         ``log_loss`` (the same loss) and ``predicted_positive``.
     """
-    predictions = lake.read_appended(PREDICTIONS, days)
+    predictions = lake.read_appended(PREDICTIONS, days) if _checked(source) == API else _batch_rows(lake, days)
     if predictions.empty:
         return predictions
     outcomes = _outcomes(days, lake=lake, problem=problem, label_partitions=label_partitions)
@@ -73,6 +90,63 @@ def scored_predictions(
     if problem.task == "multiclass":
         return _score_multiclass(scored)
     return _score_regression(scored)
+
+
+def _checked(source: str) -> str:
+    if source not in SOURCES:
+        raise ValueError(f"unknown source of predictions {source!r}; one of {', '.join(SOURCES)}")
+    return source
+
+
+def _batch_rows(lake: Lake, days: list[dt.date]) -> pd.DataFrame:
+    """The committed batch predictions of ``days``, without the rows the model's training window held."""
+    committed = set(lake.partitions(BATCH_PREDICTIONS))
+    frames = [lake.read(BATCH_PREDICTIONS, day) for day in sorted({as_day(d) for d in days}) if day in committed]
+    if not frames:
+        return pd.DataFrame()
+    rows = pd.concat(frames, ignore_index=True)
+    return rows[~rows[SEEN_IN_TRAINING].astype(bool)].reset_index(drop=True)
+
+
+def champion_outcomes(
+    lake: Lake, problem: ProblemSpec, version: str, lookback_days: int, sources: tuple[str, ...] = SOURCES
+) -> pd.DataFrame:
+    """The scored predictions (:func:`scored_predictions`) of champion ``version`` over each source's
+    last ``lookback_days``, with a ``source`` column (``api`` or ``batch``): its champion answers in the
+    API's log, as the log has them, and its batch predictions of the ids the log has none of (a caller
+    got the API's answer), each id once (its newest partition's: a snapshot's loads repeat ids)."""
+    parts: list[pd.DataFrame] = []
+    for source in sources:
+        days = recent_days(lake, lookback_days, source=source)
+        scored = (
+            scored_predictions(days, lake=lake, problem=problem, label_partitions=lookback_days + 7, source=source)
+            if days
+            else pd.DataFrame()
+        )
+        if scored.empty:
+            continue
+        mine = scored["model_version"].astype(str) == str(version)
+        if source == API:
+            scored = scored[mine & (scored["variant"] == CHAMPION)]
+        else:
+            scored = scored[mine].drop_duplicates("id", keep="last")
+            scored = scored[~scored["id"].isin(set().union(*(part["id"] for part in parts)))]
+        parts.append(scored.assign(source=source))
+    if len(parts) < 2:
+        return parts[0].reset_index(drop=True) if parts else pd.DataFrame()
+    shared = [c for c in parts[0].columns if all(c in part.columns for part in parts)]
+    return pd.concat([part[shared] for part in parts], ignore_index=True)
+
+
+def source_counts(scored: pd.DataFrame) -> dict[str, float]:
+    """How many of :func:`champion_outcomes`' rows came from each source: ``predictions_<source>``."""
+    return {f"predictions_{source}": float((scored["source"] == source).sum()) for source in SOURCES}
+
+
+def live_source(metrics: dict[str, Any]) -> str:
+    """Which sources live metrics (with :func:`source_counts`) came from: ``api``, ``batch``, ``api+batch``
+    or ``none``."""
+    return "+".join(source for source in SOURCES if metrics.get(f"predictions_{source}", 0) > 0) or "none"
 
 
 def _outcomes(days: list[dt.date], *, lake: Lake, problem: ProblemSpec, label_partitions: int) -> pd.DataFrame:

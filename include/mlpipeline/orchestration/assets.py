@@ -1,8 +1,9 @@
 """Every Asset of the pipeline, defined once. DAGs import them from here; nobody spells a URI twice.
 
 The chain: ``etl`` -> clean_data -> ``features`` -> feature_data -> ``train`` -> approved_model ->
-``deploy`` -> served_model. Data assets point into the lake (``MLP_LAKE_URI``), so their URIs follow
-the storage the deployment uses.
+``deploy`` -> served_model; beside it ``batch_score`` turns clean_data and served_model into
+batch_predictions. Data assets point into the lake (``MLP_LAKE_URI``), so their URIs follow the
+storage the deployment uses.
 """
 
 from __future__ import annotations
@@ -28,3 +29,6 @@ SERVED_MODEL = Asset(name="served_model", uri="x-serving://prediction-api/served
 
 RETRAIN_REQUESTED = Asset(name="retrain_requested", uri="x-monitoring://drift/retrain_requested", group=GROUP)
 """The monitor found drift or degraded live performance. Extra: reasons, drift scores, live metrics."""
+
+BATCH_PREDICTIONS = Asset(name="batch_predictions", uri=f"{_settings.lake_uri}/batch_predictions", group=GROUP)
+"""The champion's answers to clean partitions' rows (batch scoring). Extra: partitions, rows, model version, seconds."""

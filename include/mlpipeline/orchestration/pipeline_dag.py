@@ -24,8 +24,8 @@ try (4 tries of 30 min). With ``max_active_runs=1`` such a run also holds back e
 its DAG, whose asset events wait in the queue. So every DAG has a bound for its whole run, well
 above what a healthy run takes on a busy 2-core machine but below what a stuck one lasts:
 
-- ``etl``, ``features``: 4 h (``MLP_DATA_DAGRUN_TIMEOUT_MIN``). A daily run takes minutes; a
-  bootstrap or catch-up of a year in one run takes over an hour.
+- ``etl``, ``features``, ``batch_score``: 4 h (``MLP_DATA_DAGRUN_TIMEOUT_MIN``). A daily run takes
+  minutes; a bootstrap or catch-up of a year in one run takes over an hour.
 - ``train``: 2 h (``MLP_TRAIN_DAGRUN_TIMEOUT_MIN``). Minutes with the defaults (the four candidates
   fit in about 20 s); a search adds up to ``MLP_SEARCH_TIMEOUT_S`` per candidate.
 - ``deploy``: 30 min, and at least 4 times ``MLP_DEPLOY_TIMEOUT_S``. A deploy takes about 2 min;
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 START_DATE = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 """Where asset-scheduled DAGs start; with catchup off it only has to lie in the past."""
 
-DATA_DAGS = frozenset({"etl", "features"})
+DATA_DAGS = frozenset({"etl", "features", "batch_score"})
 """The DAGs whose run covers as many days as it is given (a day, or a year in a bootstrap)."""
 RUN_TIMEOUT = dt.timedelta(hours=1)
 """The bound of a DAG that does a fixed amount of work (monitor, ab_test, traffic_replay, a new DAG)."""
