@@ -1,9 +1,10 @@
-"""A real MLflow server with a real registered model, for the API tests.
+"""A real MLflow server with a real registered model, for the API tests, once per example.
 
-Once for all API tests: start ``mlflow server`` (SQLite, temporary folder), build a small lake
-from the replay (12 days), train two cheap candidates with the pipeline's own code, register the
-best and make it champion. The environment changes are undone afterwards, so tests running
-later in the session see the defaults again.
+Once for all API tests: start ``mlflow server`` (SQLite, temporary folder). Then per example
+(``tests.support.examples``: flights, penguins): build a small lake (12 replayed days; the penguin
+table), train the baseline and a cheap learner with the pipeline's own code, register the best and
+make it champion (without evaluation artifacts: tests/integration/test_registry.py checks those). The
+environment changes are undone afterwards, so tests running later in the session see the defaults again.
 """
 
 from __future__ import annotations
@@ -16,9 +17,8 @@ import pytest
 from stack.mlflow_server import running_mlflow_server
 
 from include.mlpipeline.core.settings import Settings
+from tests.support.examples import EXAMPLES, Example, example_id
 from tests.support.pipeline import environment, replay_and_open_run, small_pipeline
-
-MODEL_NAME = "api_test_model"
 
 
 @dataclass
@@ -27,9 +27,11 @@ class RegisteredModel:
     lake_uri: str
     name: str
     version: str
+    example: Example
 
     def settings(self, **overrides: object) -> Settings:
         values = {
+            "problem": self.example.module,
             "mlflow_tracking_uri": self.tracking_uri,
             "lake_uri": self.lake_uri,
             "registered_model_name": self.name,
@@ -45,32 +47,42 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="package", params=EXAMPLES, ids=example_id)
+def example(request: pytest.FixtureRequest) -> Example:
+    return request.param
+
+
 @pytest.fixture(scope="package")
-def registered_model(mlflow_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegisteredModel]:
+def registered_model(
+    mlflow_server: str, example: Example, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RegisteredModel]:
     from include.mlpipeline.deployment import deploy
     from include.mlpipeline.ml import registry
     from include.mlpipeline.ml.training import train_candidate
 
+    name = f"api_test_{example.name}"
     lake_uri = f"file://{tmp_path_factory.mktemp('lake')}"
-    with environment(**small_pipeline(mlflow_server, lake_uri, MODEL_NAME)):
-        window, parent = replay_and_open_run("api tests")
-        results = [train_candidate(name, window, parent) for name in ("baseline", "logistic_regression")]
+    with environment(**small_pipeline(mlflow_server, lake_uri, name, example)):
+        window, parent = replay_and_open_run("api tests", example)
+        # Without evaluation figures and model cards (the registry tests check those): only the model serves here.
+        results = [
+            train_candidate(candidate, window, parent, evaluation_artifacts=False)
+            for candidate in ("baseline", example.cheap_model)
+        ]
         registration = registry.register_best(results, window, parent)
         assert registration["decision"]["promote"], registration["decision"]
         deploy.promote(registration["version"])
-        yield RegisteredModel(mlflow_server, lake_uri, MODEL_NAME, str(registration["version"]))
+        yield RegisteredModel(mlflow_server, lake_uri, name, str(registration["version"]), example)
 
 
 @pytest.fixture(scope="package")
-def problem():
-    from include.mlpipeline.core.problem import load_problem
-
-    return load_problem()
+def problem(example: Example):
+    return example.problem
 
 
 @pytest.fixture
-def flights(problem) -> list[dict]:
-    return problem.canary_records()
+def canaries(example: Example) -> list[dict]:
+    return example.canaries()
 
 
 def lake_dir(model: RegisteredModel) -> Path:

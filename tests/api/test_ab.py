@@ -1,9 +1,12 @@
-"""A/B testing end to end on a real API process: split traffic, log it, join outcomes, decide, log the decision.
+"""A/B testing end to end on a real API process, for each example: split traffic, log it, join outcomes,
+decide, log the decision.
 
 A second version (a different model family) is registered as ``challenger``; the API runs as a real
-uvicorn process with half the traffic going to it; the replayed days are sent as live traffic by the
-pipeline's own traffic replay; the A/B evaluation then joins the logged predictions with the labels
-of those days and logs its decision to MLflow.
+uvicorn process with half the traffic going to it; the lake's days (flights: the last 6 replayed
+days; penguins: its one load) are sent as live traffic by the pipeline's own traffic replay; the A/B
+evaluation then joins the logged predictions with the outcomes in the feature partitions (the labels;
+the body masses) and logs its decision to MLflow: per-prediction log loss for flights, squared error
+for penguins.
 """
 
 from __future__ import annotations
@@ -21,27 +24,36 @@ from stack.config import ROOT
 from stack.processes import free_port, wait_for_http
 
 from include.mlpipeline.core.settings import get_settings
+from include.mlpipeline.data.etl import CLEAN
 from include.mlpipeline.data.lake import Lake
 from include.mlpipeline.monitoring import live_outcomes
 from include.mlpipeline.serving.prediction_log import PREDICTIONS
-from tests.support.pipeline import REPLAY_DAYS as DAYS
+from tests.support.examples import Example
 
 from .conftest import RegisteredModel
 
 API_KEY = "ab-test-key"
-TRAFFIC_DAYS = DAYS[-6:]
+RECORDS_PER_DAY_OVER = {"flights": 500, "penguins": 300}  # a June day's flights; the table's clean birds
+# Scored predictions each variant needs: 342 penguins split in two give about 170 a variant.
+MIN_SAMPLES = {"flights": 200, "penguins": 100}
+STATISTIC = {"binary": "log loss", "regression": "squared error"}
+
+
+def traffic_days(example: Example) -> list[str]:
+    return list(example.days[-6:])
 
 
 @pytest.fixture(scope="module")
 def challenger(registered_model: RegisteredModel) -> str:
-    """Version 2: a gradient-boosting model on the same window, registered as challenger."""
+    """Version 2: a model of another family (gradient boosting) on the same window, registered as challenger."""
     from include.mlpipeline.ml import registry, tracking
     from include.mlpipeline.ml.training import train_candidate
     from include.mlpipeline.ml.window import select_window
 
     window = select_window().to_dict()
     parent = tracking.start_parent_run(window, run_name="ab challenger")
-    results = [train_candidate(name, window, parent) for name in ("baseline", "hist_gradient_boosting")]
+    other = registered_model.example.other_model
+    results = [train_candidate(name, window, parent, evaluation_artifacts=False) for name in ("baseline", other)]
     registration = registry.register_best(results, window, parent)
     assert registry.alias_version("challenger", registered_model.name) == str(registration["version"])
     assert registry.alias_version("champion", registered_model.name) == registered_model.version
@@ -76,14 +88,14 @@ def ab_api(registered_model: RegisteredModel, challenger: str, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def traffic(ab_api: str, monkeypatch_module) -> dict:
+def traffic(ab_api: str, registered_model: RegisteredModel, monkeypatch_module) -> dict:
     """The pipeline's traffic replay, pointed at the A/B API."""
     from include.mlpipeline.deployment import traffic as replay
 
     monkeypatch_module.setenv("MLP_API_URL", ab_api)
     monkeypatch_module.setenv("MLP_API_KEY", API_KEY)
     get_settings.cache_clear()
-    return replay.replay_days(TRAFFIC_DAYS)
+    return replay.replay_days(traffic_days(registered_model.example))
 
 
 @pytest.fixture(scope="module")
@@ -100,34 +112,33 @@ def test_model_endpoint_shows_both_variants(ab_api: str, registered_model: Regis
     assert info["ab_challenger_share"] == 0.5
 
 
-def test_traffic_is_split_and_sticky(ab_api: str, traffic: dict, challenger: str):
-    for day in TRAFFIC_DAYS:
+def test_traffic_is_split_and_sticky(
+    ab_api: str, registered_model: RegisteredModel, example: Example, traffic: dict, challenger: str
+):
+    lake = Lake(registered_model.lake_uri)
+    for day in traffic_days(example):
         counts = traffic[day]
-        assert counts["records"] > 500
+        assert counts["records"] == len(lake.read(CLEAN, day)) > RECORDS_PER_DAY_OVER[example.name]
         assert 0.35 < counts["challenger"] / counts["records"] < 0.65
-    from include.mlpipeline.core.problem import load_problem
-
-    records = load_problem().canary_records()
+    records = example.canaries()
     headers = {"X-API-Key": API_KEY}
-    first = httpx.post(f"{ab_api}/predict", json={"flights": records}, headers=headers).json()["predictions"]
-    again = httpx.post(f"{ab_api}/predict", json={"flights": records[::-1]}, headers=headers).json()["predictions"]
+    first = httpx.post(f"{ab_api}/predict", json=example.body(records), headers=headers).json()["predictions"]
+    again = httpx.post(f"{ab_api}/predict", json=example.body(records[::-1]), headers=headers).json()["predictions"]
     assert {p["id"]: p["variant"] for p in first} == {p["id"]: p["variant"] for p in again}
     for prediction in first:
         assert prediction["model_version"] == (challenger if prediction["variant"] == "challenger" else "1")
 
 
-def test_forced_variant(ab_api: str, challenger: str):
-    from include.mlpipeline.core.problem import load_problem
-
-    records = load_problem().canary_records()
+def test_forced_variant(ab_api: str, example: Example, challenger: str):
+    records = example.canaries()
     for variant, version in (("champion", "1"), ("challenger", challenger)):
         answer = httpx.post(
-            f"{ab_api}/predict", json={"flights": records}, headers={"X-API-Key": API_KEY, "X-Model-Variant": variant}
+            f"{ab_api}/predict", json=example.body(records), headers={"X-API-Key": API_KEY, "X-Model-Variant": variant}
         ).json()
         assert {p["model_version"] for p in answer["predictions"]} == {version}
 
 
-def test_predictions_are_logged_to_the_lake(registered_model: RegisteredModel, traffic: dict):
+def test_predictions_are_logged_to_the_lake(registered_model: RegisteredModel, example: Example, traffic: dict):
     lake = Lake(registered_model.lake_uri)
     expected = sum(c["records"] for c in traffic.values())
     deadline = time.monotonic() + 30
@@ -145,33 +156,43 @@ def test_predictions_are_logged_to_the_lake(registered_model: RegisteredModel, t
         "features_hash",
         "probability",
         "latency_ms",
-        "f_distance",
+        *(f"f_{feature}" for feature in example.problem.feature_columns),  # flights: f_distance among them
     ):
         assert column in logged.columns
+    assert logged[example.answer_field].notna().all()  # flights: the probability; penguins: the value
 
 
-def test_feedback_is_stored(ab_api: str, registered_model: RegisteredModel):
+FEEDBACK_ID = {"flights": "2013-06-12_UA_1_EWR", "penguins": "PAL0708-Adelie-1"}  # a record in the lake
+
+
+def test_feedback_is_stored(ab_api: str, example: Example):
+    valid, invalid = example.outcomes  # flights: 1 and 2; penguins: a mass in grams and a text
     response = httpx.post(
         f"{ab_api}/feedback",
-        json={"outcomes": [{"id": "2013-06-12_UA_1_EWR", "outcome": 1}]},
+        json={"outcomes": [{"id": FEEDBACK_ID[example.name], "outcome": valid}]},
         headers={"X-API-Key": API_KEY},
     )
     assert response.status_code == 200 and response.json()["accepted"] == 1
     assert (
         httpx.post(
-            f"{ab_api}/feedback", json={"outcomes": [{"id": "x", "outcome": 2}]}, headers={"X-API-Key": API_KEY}
+            f"{ab_api}/feedback", json={"outcomes": [{"id": "x", "outcome": invalid}]}, headers={"X-API-Key": API_KEY}
         ).status_code
         == 422
     )
-    assert httpx.post(f"{ab_api}/feedback", json={"outcomes": [{"id": "x", "outcome": 1}]}).status_code == 401
+    assert httpx.post(f"{ab_api}/feedback", json={"outcomes": [{"id": "x", "outcome": valid}]}).status_code == 401
 
 
 def test_ab_evaluation_logs_a_decision(
-    registered_model: RegisteredModel, traffic: dict, challenger: str, monkeypatch_module: pytest.MonkeyPatch
+    registered_model: RegisteredModel,
+    example: Example,
+    traffic: dict,
+    challenger: str,
+    monkeypatch_module: pytest.MonkeyPatch,
 ):
     from include.mlpipeline.deployment import abtest
 
-    monkeypatch_module.setenv("MLP_AB_MIN_SAMPLES", "200")
+    min_samples = MIN_SAMPLES[example.name]
+    monkeypatch_module.setenv("MLP_AB_MIN_SAMPLES", str(min_samples))
     get_settings.cache_clear()
     lake = Lake(registered_model.lake_uri)
     deadline = time.monotonic() + 30
@@ -181,7 +202,8 @@ def test_ab_evaluation_logs_a_decision(
     assert result["decision"] in {"challenger_wins", "champion_better", "no_significant_difference"}
     assert result["champion_version"] == "1" and result["challenger_version"] == challenger
     champion, candidate = result["variants"]["champion"], result["variants"]["challenger"]
-    assert champion["predictions"] >= 200 and candidate["predictions"] >= 200
+    assert champion["predictions"] >= min_samples and candidate["predictions"] >= min_samples
+    assert result["test"] == f"one-sided Welch t-test on per-prediction {STATISTIC[example.problem.task]}"
     assert 0 < result["p_value"] < 1
     assert result["promote"] == (result["decision"] == "challenger_wins")
     if result["promote"]:

@@ -1,4 +1,4 @@
-"""The prediction API against a real MLflow registry: answers, validation, auth, limits, reload."""
+"""The prediction API against a real MLflow registry, for each example: answers, validation, auth, limits, reload."""
 
 from __future__ import annotations
 
@@ -37,8 +37,8 @@ def wait_until_ready(client, timeout: float = 120) -> dict:
     raise TimeoutError(f"API not ready after {timeout}s: {response.json()}")
 
 
-def predict(client, records, **kwargs):
-    return client.post("/predict", json={"flights": records}, **kwargs)
+def predict(client, example, records, **kwargs):
+    return client.post("/predict", json=example.body(records), **kwargs)
 
 
 def test_health_and_ready(client, registered_model):
@@ -49,89 +49,109 @@ def test_health_and_ready(client, registered_model):
     assert gc.get_freeze_count() > 10_000  # loaded: modules, lookups and model are out of the collector's reach
 
 
-def test_single_prediction(client, flights, registered_model):
-    response = predict(client, flights[:1])
+def test_single_prediction(client, example, canaries, registered_model):
+    response = predict(client, example, canaries[:1])
     assert response.status_code == 200
     body = response.json()
     assert body["model_version"] == registered_model.version
     assert body["model_name"] == registered_model.name
     (prediction,) = body["predictions"]
-    assert 0.0 <= prediction["probability"] <= 1.0
-    assert prediction["positive"] == (prediction["probability"] >= body["threshold"])
-    assert prediction["label"] == ("delayed" if prediction["positive"] else "on_time")
-    first = flights[0]
-    day = f"{first['year']}-{first['month']:02d}-{first['day']:02d}"
-    assert prediction["id"] == f"{day}_{first['carrier']}_{first['flight']}_{first['origin']}"
+    example.check_answer(prediction, body.get("threshold"))
+    if example.binary:
+        assert prediction["label"] == ("delayed" if prediction["positive"] else "on_time")
+    else:
+        assert "threshold" not in body
+    assert prediction["id"] == example.record_id(canaries[0])
 
 
-def test_batch_keeps_order_and_matches_the_registered_model(client, flights, registered_model, problem):
+def test_batch_keeps_order_and_matches_the_registered_model(client, example, canaries, registered_model, problem):
     """No train/serve skew: the live answers equal the registered model's own predictions."""
-    response = predict(client, flights)
+    response = predict(client, example, canaries)
     assert response.status_code == 200
-    live = [p["probability"] for p in response.json()["predictions"]]
-    assert len(live) == len(flights)
+    answers = response.json()["predictions"]
+    assert [p["id"] for p in answers] == [example.record_id(record) for record in canaries]
+    live = [p[example.answer_field] for p in answers]
 
     mlflow.set_tracking_uri(registered_model.tracking_uri)
     uri = f"models:/{registered_model.name}/{registered_model.version}"
     model = mlflow.sklearn.load_model(uri)
-    features = problem.request_features(flights, problem.load_serving_context())
-    expected = model.predict_proba(features[problem.feature_columns])[:, 1]
+    features = problem.request_features(canaries, problem.load_serving_context())
+    expected = example.kind.predict(model, features[problem.feature_columns])
+    if example.binary:
+        np.testing.assert_allclose(expected, model.predict_proba(features[problem.feature_columns])[:, 1])
     np.testing.assert_allclose(live, expected, rtol=0, atol=1e-12)
 
 
-def test_the_answer_is_the_documented_response(client, flights):
+def test_the_answer_is_the_documented_response(client, example, canaries):
     """The hand-encoded answer is exactly what /openapi.json documents (extra fields are refused)."""
-    response = predict(client, flights)
+    response = predict(client, example, canaries)
     (route,) = [route for route in client.app.routes if getattr(route, "path", None) == "/predict"]
 
     answer = route.response_model.model_validate_json(response.content)
 
-    assert len(answer.predictions) == len(flights)
+    assert len(answer.predictions) == len(canaries)
     documented = client.get("/openapi.json").json()["components"]["schemas"]
-    assert list(documented["Prediction"]["properties"]) == [
-        "id", "probability", "label", "positive", "variant", "model_version",
-    ]  # fmt: skip
-    assert "threshold" in documented["PredictResponse"]["required"]
+    assert list(documented["Prediction"]["properties"]) == ["id", *example.answer_fields, "variant", "model_version"]
+    if example.binary:
+        assert list(documented["Prediction"]["properties"]) == [
+            "id", "probability", "label", "positive", "variant", "model_version",
+        ]  # fmt: skip
+        assert "threshold" in documented["PredictResponse"]["required"]
+    else:
+        assert "threshold" not in documented["PredictResponse"]["properties"]
 
 
-def test_unknown_categories_are_answered(client, flights):
+def test_unknown_categories_are_answered(client, example, canaries):
     """A carrier and airports never seen in training get a probability, not a 500 (documented rule)."""
-    record = {**flights[0], "carrier": "ZZ", "origin": "QQQ", "dest": "XXX", "tailnum": "N0NE"}
-    response = predict(client, [record])
+    if example.name != "flights":
+        pytest.skip(
+            "penguins refuses an unknown species, island or sex (its request_checks; tests/serving/test_fuzz.py)"
+        )
+    record = {**canaries[0], "carrier": "ZZ", "origin": "QQQ", "dest": "XXX", "tailnum": "N0NE"}
+    response = predict(client, example, [record])
     assert response.status_code == 200
     assert 0.0 <= response.json()["predictions"][0]["probability"] <= 1.0
 
 
-@pytest.mark.parametrize(
-    ("mutate", "location", "error_type"),
-    [
-        (lambda r: r.pop("carrier"), ["body", "flights", 0, "carrier"], "missing"),
-        (lambda r: r.update(distance="far"), ["body", "flights", 0, "distance"], "float_parsing"),
-        (lambda r: r.update(month=13), ["body", "flights", 0, "month"], "less_than_equal"),
-        (lambda r: r.update(dep_delay=12.0), ["body", "flights", 0, "dep_delay"], "extra_forbidden"),
-        (lambda r: r.update(time_hour="yesterday"), ["body", "flights", 0, "time_hour"], "datetime_from_date_parsing"),
-    ],
-    ids=["missing-field", "wrong-type", "out-of-range", "leakage-field", "bad-timestamp"],
-)
-def test_invalid_record_is_422_naming_the_field(client, flights, mutate, location, error_type):
-    record = dict(flights[0])
+INVALID_RECORDS = {
+    "flights": {
+        "missing-field": (lambda r: r.pop("carrier"), "carrier", "missing"),
+        "wrong-type": (lambda r: r.update(distance="far"), "distance", "float_parsing"),
+        "out-of-range": (lambda r: r.update(month=13), "month", "less_than_equal"),
+        "leakage-field": (lambda r: r.update(dep_delay=12.0), "dep_delay", "extra_forbidden"),
+        "bad-timestamp": (lambda r: r.update(time_hour="yesterday"), "time_hour", "datetime_from_date_parsing"),
+    },
+    "penguins": {
+        "missing-field": (lambda r: r.pop("species"), "species", "missing"),
+        "wrong-type": (lambda r: r.update(flipper_length_mm="long"), "flipper_length_mm", "float_parsing"),
+        "out-of-range": (lambda r: r.update(flipper_length_mm=120.0), "flipper_length_mm", "greater_than_equal"),
+        "leakage-field": (lambda r: r.update(body_mass_g=3750.0), "body_mass_g", "extra_forbidden"),
+        # No timestamp in a penguin request: nothing to break there.
+    },
+}
+
+
+@pytest.mark.parametrize("case", ["missing-field", "wrong-type", "out-of-range", "leakage-field", "bad-timestamp"])
+def test_invalid_record_is_422_naming_the_field(client, example, canaries, case):
+    if case not in INVALID_RECORDS[example.name]:
+        pytest.skip(f"{example.name} requests have no field for the {case} case")
+    mutate, field, error_type = INVALID_RECORDS[example.name][case]
+    record = dict(canaries[0])
     mutate(record)
-    response = predict(client, [record])
+    response = predict(client, example, [record])
     assert response.status_code == 422
     errors = response.json()["detail"]
-    assert [e["loc"] for e in errors] == [location]
+    assert [e["loc"] for e in errors] == [["body", example.problem.request_key, 0, field]]
     assert errors[0]["type"] == error_type
 
 
-@pytest.mark.parametrize(
-    ("body", "location"),
-    [({"flights": []}, ["body", "flights"]), ({}, ["body", "flights"]), ({"flights": "x"}, ["body", "flights"])],
-    ids=["empty-list", "no-key", "not-a-list"],
-)
-def test_invalid_envelope_is_422(client, body, location):
-    response = client.post("/predict", json=body)
+@pytest.mark.parametrize("body", ["empty-list", "no-key", "not-a-list"])
+def test_invalid_envelope_is_422(client, problem, body):
+    key = problem.request_key
+    bodies = {"empty-list": {key: []}, "no-key": {}, "not-a-list": {key: "x"}}
+    response = client.post("/predict", json=bodies[body])
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == location
+    assert response.json()["detail"][0]["loc"] == ["body", key]
 
 
 def test_not_json_is_422(client):
@@ -139,51 +159,55 @@ def test_not_json_is_422(client):
     assert response.status_code == 422
 
 
-def test_batch_over_the_limit_is_422(client, flights):
-    response = predict(client, (flights * 7)[:51])
+def test_batch_over_the_limit_is_422(client, example, canaries):
+    response = predict(client, example, (canaries * 51)[:51])
     assert response.status_code == 422
     assert response.json()["detail"][0]["type"] == "too_long"
 
 
-def test_oversized_body_is_413(client, flights):
+def test_oversized_body_is_413(client, problem, canaries):
     padding = "x" * 70_000
     response = client.post(
         "/predict",
-        content=json.dumps({"flights": flights, "pad": padding}).encode(),
+        content=json.dumps({problem.request_key: canaries, "pad": padding}).encode(),
         headers={"content-type": "application/json"},
     )
     assert response.status_code == 413
 
 
 @pytest.mark.parametrize("headers", [{"X-API-Key": ""}, {"X-API-Key": "wrong"}], ids=["empty", "wrong"])
-def test_api_key_required(client, flights, headers):
-    assert predict(client, flights[:1], headers=headers).status_code == 401
+def test_api_key_required(client, example, canaries, headers):
+    assert predict(client, example, canaries[:1], headers=headers).status_code == 401
     assert client.post("/admin/reload", headers=headers).status_code == 401
 
 
-def test_api_key_missing(registered_model, flights):
+def test_api_key_missing(registered_model, example, canaries):
     app = create_app(registered_model.settings(api_key=API_KEY))
     with TestClient(app) as anonymous:
         wait_until_ready(anonymous)
-        assert predict(anonymous, flights[:1]).status_code == 401
+        assert predict(anonymous, example, canaries[:1]).status_code == 401
         assert anonymous.get("/health").status_code == 200
 
 
-def test_model_lineage(client, registered_model):
+def test_model_lineage(client, example, registered_model):
     info = client.get("/model").json()
     assert info["model_version"] == registered_model.version
     assert info["model_name"] == registered_model.name
     assert len(info["data_version"]) == 16
     assert info["run_id"]
-    assert 0 < info["threshold"] < 1
-    assert (info["task"], info["classes"]) == ("binary", [0, 1])
-    assert info["metrics"]["test_roc_auc"] > 0.5
-    assert info["params"]["window_start"] == "2013-06-01"
-    assert info["tags"]["candidate"] == "logistic_regression"
+    if example.binary:
+        assert 0 < info["threshold"] < 1
+        assert (info["task"], info["classes"]) == ("binary", [0, 1])
+    else:
+        assert info["threshold"] is None
+        assert (info["task"], info["classes"]) == (example.problem.task, None)
+    assert info["metrics"][f"test_{example.primary_metric}"] > example.constant_score  # flights: test_roc_auc > 0.5
+    assert info["params"]["window_start"] == example.days[0]  # flights: 2013-06-01
+    assert info["tags"]["candidate"] == example.cheap_model
 
 
-def test_metrics_exposed(client, flights, registered_model):
-    predict(client, flights[:2])
+def test_metrics_exposed(client, example, canaries, registered_model):
+    predict(client, example, canaries[:2])
     text = client.get("/metrics").text
     assert 'mlp_api_requests_total{path="/predict",status="200"}' in text
     assert f'mlp_api_model_served{{model_version="{registered_model.version}",variant="champion"}} 1.0' in text
@@ -192,14 +216,19 @@ def test_metrics_exposed(client, flights, registered_model):
     assert float(passes.split()[-1]) >= 1
 
 
-def test_registry_unreachable_at_start(flights, monkeypatch):
+def test_registry_unreachable_at_start(example, canaries, monkeypatch):
     """The service starts without a registry, says it is not ready, and refuses predictions with 503."""
     from include.mlpipeline.core.settings import Settings
 
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
 
     app = create_app(
-        Settings(mlflow_tracking_uri="http://127.0.0.1:9", registered_model_name="nothing", api_reload_interval_s=3600)
+        Settings(
+            problem=example.module,
+            mlflow_tracking_uri="http://127.0.0.1:9",
+            registered_model_name="nothing",
+            api_reload_interval_s=3600,
+        )
     )
     with TestClient(app) as offline:
         assert offline.get("/health").status_code == 200
@@ -214,7 +243,7 @@ def test_registry_unreachable_at_start(flights, monkeypatch):
         ready = offline.get("/ready")
         assert ready.status_code == 503
         assert ready.json()["ready"] is False
-        assert predict(offline, flights[:1]).status_code == 503
+        assert predict(offline, example, canaries[:1]).status_code == 503
 
 
 def test_no_champion_yet_is_not_ready(registered_model):

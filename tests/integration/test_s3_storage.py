@@ -5,13 +5,24 @@ spoken to by s3fs/botocore exactly as AWS or MinIO would be, with credentials fr
 (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``) or from an Airflow connection, and the endpoint
 passed through storage options. Nothing is mocked inside the test process.
 
-- round trip: the four source tables for two days as CSV files on S3, read through the file source
-  with the credentials of an Airflow connection (as the ``extract`` task does), every step writing to
-  a lake on S3, publishes partitions identical (content hash) to the package replay on a local lake;
-- rerunning a day on S3 replaces it atomically: same rows, the manifest names the one part file left;
+For each example (``tests.support.examples``; its package's own source, the flights replay or the
+penguin table):
+
+- an ETL run writing every step to a lake on S3 publishes partitions identical (content hash) to the
+  same run on a local lake;
+- rerunning a day on S3 replaces it atomically: same rows, the manifest names the one part file left.
+
+For the flights' source files (``MLP_FLIGHTS_SOURCE=files``, read through the file source; the
+penguin table has no such option):
+
+- round trip: the four source tables for two days as CSV files on S3, read with the credentials of
+  an Airflow connection (as the ``extract`` task does), every step writing to a lake on S3, publishes
+  partitions identical (content hash) to the package replay on a local lake;
 - a day whose source file is missing is a ``no_data`` day;
-- a corrupt Parquet file on S3 is a DataQualityError naming the file;
-- a connection that assumes a role (moto's STS) gives a session that reads the bucket.
+- a corrupt Parquet file on S3 is a DataQualityError naming the file.
+
+And, whatever the problem: a connection that assumes a role (moto's STS) gives a session that reads
+the bucket, and the lake takes its credentials from an Airflow connection.
 """
 
 from __future__ import annotations
@@ -42,9 +53,12 @@ from include.mlpipeline.core.settings import Settings, get_settings
 from include.mlpipeline.data import etl, file_source
 from include.mlpipeline.data.lake import MANIFEST, Lake, content_hash
 from include.mlpipeline.data.quality import DataQualityError
+from tests.support.examples import EXAMPLES, FLIGHTS, Example, example_id
+from tests.support.pipeline import clear_caches
 
 BUCKET = "mlp-test"
 DAYS = [dt.date(2028, 3, 2), dt.date(2028, 3, 3)]  # replays 2013-03-02 and 2013-03-03
+EXAMPLE_DAYS = {"flights": DAYS, "penguins": [dt.date(2026, 6, 1)]}  # the penguin table, loaded once
 MISSING_DAY = dt.date(2028, 3, 10)
 CORRUPT_DAY = dt.date(2028, 3, 11)
 TEMPLATE = f"s3://{BUCKET}/raw/{{table}}/{{date}}.csv"
@@ -150,22 +164,30 @@ def _clear_pipeline_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Only the MLP_* variables a test sets; settings caches cleared around every test."""
+    """Only the MLP_* variables a test sets; settings caches (and the settings' problem) cleared around every test."""
     _clear_pipeline_env(monkeypatch)
-    get_settings.cache_clear()
+    clear_caches()
     flight_sources.source_settings.cache_clear()
     yield
-    get_settings.cache_clear()
+    clear_caches()
     flight_sources.source_settings.cache_clear()
 
 
-def _configure(monkeypatch: pytest.MonkeyPatch, lake: Lake, storage_options: dict[str, Any], **flights: str) -> None:
-    """Point the settings (which transform_partitions and build_feature_partitions read) at ``lake``."""
+def _configure(
+    monkeypatch: pytest.MonkeyPatch,
+    lake: Lake,
+    storage_options: dict[str, Any],
+    example: Example = FLIGHTS,
+    **flights: str,
+) -> None:
+    """Point the settings (which transform_partitions and build_feature_partitions read) at ``lake``
+    and the example's problem."""
+    monkeypatch.setenv("MLP_PROBLEM", example.module)
     monkeypatch.setenv("MLP_LAKE_URI", lake.root_uri)
     monkeypatch.setenv("MLP_LAKE_STORAGE_OPTIONS", json.dumps(storage_options))
     for name, value in flights.items():
         monkeypatch.setenv(f"MLP_FLIGHTS_{name.upper()}", value)
-    get_settings.cache_clear()
+    clear_caches()
     flight_sources.source_settings.cache_clear()
 
 
@@ -174,15 +196,19 @@ def _endpoint(s3_options: dict[str, Any]) -> dict[str, str]:
     return {"source_storage_options": json.dumps(s3_options)}
 
 
-def _run_etl(lake: Lake, days: list[dt.date], storage_options: dict[str, Any] | None = None) -> dict[str, Any]:
+def _run_etl(
+    lake: Lake, days: list[dt.date], storage_options: dict[str, Any] | None = None, example: Example = FLIGHTS
+) -> dict[str, Any]:
     """The etl DAG's steps, in order: extract every source, clean the days, build their features."""
+    problem = example.problem
     settings = get_settings()
     assert settings.lake_uri == lake.root_uri
+    assert load_problem() is problem
     extracts = {
         source.name: etl.extract_source(
-            source.name, days, problem=PROBLEM, lake=lake, settings=settings, storage_options=storage_options
+            source.name, days, problem=problem, lake=lake, settings=settings, storage_options=storage_options
         )
-        for source in PROBLEM.sources
+        for source in problem.sources
     }
     return {
         "extract": extracts,
@@ -191,29 +217,66 @@ def _run_etl(lake: Lake, days: list[dt.date], storage_options: dict[str, Any] | 
     }
 
 
-def _read_back(lake: Lake) -> dict[tuple[str, str], str]:
+def _read_back(lake: Lake, days: list[dt.date] = DAYS, example: Example = FLIGHTS) -> dict[tuple[str, str], str]:
     """The content hash of every partition of the run, read back from the lake."""
-    datasets = [f"raw/{source.name}" for source in PROBLEM.sources] + [etl.CLEAN, etl.FEATURES]
-    return {(dataset, day.isoformat()): content_hash(lake.read(dataset, day)) for dataset in datasets for day in DAYS}
+    datasets = [f"raw/{source.name}" for source in example.problem.sources] + [etl.CLEAN, etl.FEATURES]
+    return {(dataset, day.isoformat()): content_hash(lake.read(dataset, day)) for dataset in datasets for day in days}
+
+
+def _local_run(lake: Lake, days: list[dt.date], example: Example) -> dict[tuple[str, str], str]:
+    """The problem's package sources (the flights replay; the penguin table) for ``days`` into a local
+    file:// lake; the content hashes of what it published."""
+    with pytest.MonkeyPatch.context() as patch:
+        _clear_pipeline_env(patch)
+        _configure(patch, lake, {}, example)
+        _run_etl(lake, days, example=example)
+    clear_caches()
+    flight_sources.source_settings.cache_clear()
+    return _read_back(lake, days, example)
 
 
 @pytest.fixture(scope="module")
 def replay_hashes(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], str]:
     """The same two days from the package replay, on a local file:// lake."""
-    lake = Lake(f"file://{tmp_path_factory.mktemp('replay')}/lake")
-    with pytest.MonkeyPatch.context() as patch:
-        _clear_pipeline_env(patch)
-        _configure(patch, lake, {})
-        _run_etl(lake, DAYS)
-    get_settings.cache_clear()
-    flight_sources.source_settings.cache_clear()
-    return _read_back(lake)
+    return _local_run(Lake(f"file://{tmp_path_factory.mktemp('replay')}/lake"), DAYS, FLIGHTS)
+
+
+@pytest.fixture(scope="module", params=EXAMPLES, ids=example_id)
+def example(request: pytest.FixtureRequest) -> Example:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def local_hashes(example: Example, tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], str]:
+    """The example's days from its package sources, on a local file:// lake."""
+    lake = Lake(f"file://{tmp_path_factory.mktemp('local')}/lake")
+    return _local_run(lake, EXAMPLE_DAYS[example.name], example)
 
 
 @pytest.fixture
-def s3_lake(s3_options: dict[str, Any]) -> Lake:
-    """A fresh lake on S3 for each test."""
+def s3_lake(bucket: fsspec.AbstractFileSystem, s3_options: dict[str, Any]) -> Lake:
+    """A fresh lake on S3 for each test, in the test bucket."""
     return Lake(f"s3://{BUCKET}/lake-{uuid.uuid4().hex[:8]}", s3_options)
+
+
+def test_an_etl_run_into_a_lake_on_s3_publishes_what_a_local_lake_holds(
+    example: Example,
+    s3_lake: Lake,
+    s3_options: dict[str, Any],
+    local_hashes: dict[tuple[str, str], str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    days = EXAMPLE_DAYS[example.name]
+    _configure(monkeypatch, s3_lake, s3_options, example)
+
+    run = _run_etl(s3_lake, days, example=example)
+
+    assert [s["status"] for s in run["clean"]] == ["published"] * len(days)
+    assert _read_back(s3_lake, days, example) == local_hashes
+    for summary in [*run["clean"], *run["features"]]:
+        assert s3_lake.manifest(summary["dataset"], summary["partition"])["content_hash"] == summary["content_hash"]
+    assert s3_lake.partitions(etl.CLEAN) == days
+    assert s3_lake.root_uri.startswith("s3://")
 
 
 def test_files_on_s3_into_a_lake_on_s3_publish_what_the_replay_publishes(
@@ -223,6 +286,7 @@ def test_files_on_s3_into_a_lake_on_s3_publish_what_the_replay_publishes(
     replay_hashes: dict[tuple[str, str], str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Flights only: its source files (MLP_FLIGHTS_SOURCE=files) on S3; the penguin table has no file source."""
     from include.mlpipeline.orchestration.connections import source_storage_options
 
     _configure(monkeypatch, s3_lake, s3_options, source="files", source_uri_template=TEMPLATE, source_conn_id=CONN_ID)
@@ -249,14 +313,14 @@ def test_files_on_s3_into_a_lake_on_s3_publish_what_the_replay_publishes(
 
 
 def test_rerunning_a_day_on_s3_replaces_it_atomically(
-    bucket: fsspec.AbstractFileSystem, s3_lake: Lake, s3_options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    example: Example, s3_lake: Lake, s3_options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _configure(monkeypatch, s3_lake, s3_options, source="files", source_uri_template=TEMPLATE, **_endpoint(s3_options))
-    day = DAYS[0]
-    first = _run_etl(s3_lake, [day])["clean"][0]
+    _configure(monkeypatch, s3_lake, s3_options, example)
+    day = EXAMPLE_DAYS[example.name][0]
+    first = _run_etl(s3_lake, [day], example=example)["clean"][0]
     before = s3_lake.read(etl.CLEAN, day)
 
-    again = _run_etl(s3_lake, [day])["clean"][0]
+    again = _run_etl(s3_lake, [day], example=example)["clean"][0]
 
     after = s3_lake.read(etl.CLEAN, day)
     assert again["rows_out"] == first["rows_out"] == len(after) == len(before)
@@ -271,6 +335,7 @@ def test_rerunning_a_day_on_s3_replaces_it_atomically(
 def test_a_day_without_its_source_file_on_s3_is_no_data(
     bucket: fsspec.AbstractFileSystem, s3_lake: Lake, s3_options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Flights only: a day of its source files is missing (the penguin table is always there, whole)."""
     _configure(monkeypatch, s3_lake, s3_options, source="files", source_uri_template=TEMPLATE, **_endpoint(s3_options))
     settings = Settings(lake_uri=s3_lake.root_uri, lake_storage_options=s3_options)
 
@@ -289,6 +354,7 @@ def test_a_day_without_its_source_file_on_s3_is_no_data(
 def test_a_corrupt_parquet_file_on_s3_fails_naming_the_file(
     bucket: fsspec.AbstractFileSystem, s3_lake: Lake, s3_options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Flights only: its source files are read through the file source (the penguin table is not)."""
     flights = flight_sources.extract_flights([DAYS[0]])[DAYS[0]]
     good = flights.to_parquet(index=False)
     uri = f"s3://{BUCKET}/raw-parquet/flights/{CORRUPT_DAY}.parquet"

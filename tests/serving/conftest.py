@@ -1,11 +1,12 @@
 """Real parts for the serving tests: an MLflow server that can be stopped and restarted, two real
-registered versions, and the prediction API as a real uvicorn process.
+registered versions, and the prediction API as a real uvicorn process, for each example.
 
-Once for the package: start ``mlflow server`` (SQLite, temporary folder), build a small lake from
-the replay (12 days), and register two versions with the pipeline's own code: version A (logistic
-regression, made champion) and version B (gradient boosting, a different model family, so the two
-versions really answer differently). Tests move the champion alias themselves and start their own
-API processes; the environment changes are undone afterwards.
+Once for the package: start ``mlflow server`` (SQLite, temporary folder). Then per example
+(``tests.support.examples``: flights, penguins): build a small lake (12 replayed days; the penguin
+table), and register two versions with the pipeline's own code: version A (a cheap learner: logistic
+regression, ridge; made champion) and version B (gradient boosting, a different model family, so the
+two versions really answer differently). Tests move the champion alias themselves and start their
+own API processes; the environment changes are undone afterwards.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ from stack.mlflow_server import mlflow_server_command
 from stack.processes import free_port, stop_process_group, wait_for_http
 
 from include.mlpipeline.core.settings import get_settings
+from tests.support.examples import EXAMPLES, Example, example_id
 from tests.support.pipeline import environment, replay_and_open_run, small_pipeline
 
-MODEL_NAME = "serving_test_model"
 API_KEY = "serving-test-key"
 
 
@@ -60,7 +61,8 @@ class MlflowServer:
         """Stop the server and every process it started; afterwards the port refuses connections."""
         if self.process is None:
             return
-        stop_process_group(self.process)
+        # An outage, not a clean shutdown: on SIGTERM the server's workers take 20 s or more to exit.
+        stop_process_group(self.process, timeout=3)
         deadline = time.monotonic() + 20
         while _accepts_connections(self.url) and time.monotonic() < deadline:  # workers exiting
             time.sleep(0.1)
@@ -78,13 +80,14 @@ def _accepts_connections(url: str) -> bool:
 
 @dataclass
 class Registry:
-    """The registered model of the package and its two good versions."""
+    """The registered model of the package's example and its two good versions."""
 
     server: MlflowServer
     lake_uri: str
     name: str
     v1: str
     v2: str
+    example: Example
 
     @property
     def tracking_uri(self) -> str:
@@ -111,34 +114,41 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
         server.stop()
 
 
+@pytest.fixture(scope="package", params=EXAMPLES, ids=example_id)
+def example(request: pytest.FixtureRequest) -> Example:
+    return request.param
+
+
 @pytest.fixture(scope="package")
-def registry(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+def registry(
+    mlflow_server: MlflowServer, example: Example, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Registry]:
     from include.mlpipeline.deployment import deploy
     from include.mlpipeline.ml import registry
     from include.mlpipeline.ml.training import train_candidate
 
+    name = f"serving_test_{example.name}"
     lake_uri = f"file://{tmp_path_factory.mktemp('lake')}"
-    with environment(**small_pipeline(mlflow_server.url, lake_uri, MODEL_NAME)):
-        window, parent = replay_and_open_run("serving tests")
-        baseline = train_candidate("baseline", window, parent)
+    with environment(**small_pipeline(mlflow_server.url, lake_uri, name, example)):
+        window, parent = replay_and_open_run("serving tests", example)
+        # Without evaluation figures and model cards (the registry tests check those): only the models serve here.
+        baseline = train_candidate("baseline", window, parent, evaluation_artifacts=False)
         versions = []
-        for family in ("logistic_regression", "hist_gradient_boosting"):
-            results = [baseline, train_candidate(family, window, parent)]
+        for family in (example.cheap_model, example.other_model):
+            results = [baseline, train_candidate(family, window, parent, evaluation_artifacts=False)]
             versions.append(str(registry.register_best(results, window, parent)["version"]))
         deploy.promote(versions[0])
-        yield Registry(mlflow_server, lake_uri, MODEL_NAME, *versions)
+        yield Registry(mlflow_server, lake_uri, name, *versions, example)
 
 
 @pytest.fixture(scope="package")
-def problem():
-    from include.mlpipeline.core.problem import load_problem
-
-    return load_problem()
+def problem(example: Example):
+    return example.problem
 
 
 @pytest.fixture(scope="package")
-def flights(problem) -> list[dict]:
-    return problem.canary_records()
+def canaries(example: Example) -> list[dict]:
+    return example.canaries()
 
 
 @dataclass
@@ -184,6 +194,7 @@ def start_api(registry: Registry, tmp_path_factory: pytest.TempPathFactory) -> I
         env = {
             **os.environ,
             "PYTHONPATH": str(ROOT),
+            "MLP_PROBLEM": registry.example.module,
             "MLP_MLFLOW_TRACKING_URI": registry.tracking_uri,
             "MLP_LAKE_URI": registry.lake_uri,
             "MLP_REGISTERED_MODEL_NAME": registry.name,
@@ -244,11 +255,11 @@ class Answer:
 
 
 class Traffic:
-    """``clients`` threads sending ``/predict`` back to back until stopped; every answer is recorded."""
+    """``clients`` threads sending ``/predict`` (``body``) back to back until stopped; every answer is recorded."""
 
-    def __init__(self, api: Api, records: list[dict], clients: int = 8):
+    def __init__(self, api: Api, body: dict, clients: int = 8):
         self.api = api
-        self.records = records
+        self.body = body
         self.answers: list[list[Answer]] = [[] for _ in range(clients)]
         self._stop = threading.Event()
         self._threads = [
@@ -261,7 +272,7 @@ class Traffic:
             while not self._stop.is_set():
                 started = time.monotonic()
                 try:
-                    response = client.post("/predict", json={"flights": self.records})
+                    response = client.post("/predict", json=self.body)
                 except httpx.HTTPError as error:
                     answers.append(Answer(started, None, None, f"{type(error).__name__}: {error}"))
                     continue

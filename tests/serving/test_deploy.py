@@ -1,4 +1,4 @@
-"""The deploy safety net against a real API process and a real registry.
+"""The deploy safety net against a real API process and a real registry, for each example.
 
 A good version passes (the live canary answers equal the registered model's own); a version the API
 cannot serve fails the deploy with the reason, the champion alias goes back to the previous version
@@ -15,12 +15,12 @@ import httpx
 import mlflow
 import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression
 from stack.config import ROOT
 
 from include.mlpipeline.deployment import deploy
 
-from .conftest import API_KEY, MODEL_NAME
+from .conftest import API_KEY
 
 
 class ConstantModel(mlflow.pyfunc.PythonModel):
@@ -34,19 +34,24 @@ class ConstantModel(mlflow.pyfunc.PythonModel):
 def unservable(registry) -> dict[str, str]:
     """Two registered versions the API cannot serve, by kind, with the reason the API gives."""
     mlflow.set_tracking_uri(registry.tracking_uri)
-    mlflow.set_experiment(MODEL_NAME)
+    mlflow.set_experiment(registry.name)
     requirements = ["scikit-learn", "pandas", "cloudpickle"]  # pinned, so logging starts no inference subprocess
     with mlflow.start_run(run_name="not an sklearn model"):
         pyfunc = mlflow.pyfunc.log_model(
-            name="model", python_model=ConstantModel(), pip_requirements=requirements, registered_model_name=MODEL_NAME
+            name="model",
+            python_model=ConstantModel(),
+            pip_requirements=requirements,
+            registered_model_name=registry.name,
         )
     other = pd.DataFrame({"a": [0.0, 1.0, 2.0, 3.0], "b": [1.0, 0.0, 1.0, 0.0]})
+    # A model of the problem's own kind, so only its features are wrong.
+    model = LogisticRegression() if registry.example.kind.classifier else LinearRegression()
     with mlflow.start_run(run_name="other features"):
         mismatch = mlflow.sklearn.log_model(
-            LogisticRegression().fit(other, [0, 1, 0, 1]),
+            model.fit(other, [0, 1, 0, 1]),
             name="model",
             pip_requirements=requirements,
-            registered_model_name=MODEL_NAME,
+            registered_model_name=registry.name,
         )
     return {
         "not_sklearn": str(pyfunc.registered_model_version),
@@ -70,13 +75,13 @@ def live(api, deploy_env):
     return api
 
 
-def predict_version(api, flights) -> str:
-    response = httpx.post(f"{api.url}/predict", json={"flights": flights}, headers={"X-API-Key": API_KEY}, timeout=60)
+def predict_version(api, example, records) -> str:
+    response = httpx.post(f"{api.url}/predict", json=example.body(records), headers={"X-API-Key": API_KEY}, timeout=60)
     assert response.status_code == 200, response.text
     return response.json()["model_version"]
 
 
-def test_good_deploy_passes(live, registry, flights):
+def test_good_deploy_passes(live, registry, canaries):
     api = live
     api.serve(registry, registry.v1)
 
@@ -85,15 +90,15 @@ def test_good_deploy_passes(live, registry, flights):
     result = deploy.verify_or_roll_back(registry.v2, promoted["previous"])
 
     assert result["version"] == registry.v2
-    assert result["canaries"] == len(flights)
+    assert result["canaries"] == len(canaries)
     assert result["max_abs_difference"] <= deploy.PREDICTION_TOLERANCE
     assert registry.champion() == registry.v2
     assert api.model()["model_version"] == registry.v2
-    assert predict_version(api, flights) == registry.v2
+    assert predict_version(api, registry.example, canaries) == registry.v2
 
 
 @pytest.mark.parametrize("kind", sorted(REASONS))
-def test_unservable_version_is_rolled_back(kind, unservable, live, registry, flights):
+def test_unservable_version_is_rolled_back(kind, unservable, live, registry, canaries):
     api = live
     api.serve(registry, registry.v1)
     bad = unservable[kind]
@@ -111,13 +116,14 @@ def test_unservable_version_is_rolled_back(kind, unservable, live, registry, fli
     info = api.model()
     assert info["model_version"] == registry.v1
     assert info["last_registry_error"] is None  # the rollback's reload found the alias back on v1
-    assert predict_version(api, flights) == registry.v1
+    assert predict_version(api, registry.example, canaries) == registry.v1
 
 
 def rollback_cli(api, registry, version: str) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
+        "MLP_PROBLEM": registry.example.module,
         "MLP_MLFLOW_TRACKING_URI": registry.tracking_uri,
         "MLP_REGISTERED_MODEL_NAME": registry.name,
         "MLP_API_URL": api.url,
@@ -130,7 +136,7 @@ def rollback_cli(api, registry, version: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
-def test_manual_rollback_command(api, registry, flights):
+def test_manual_rollback_command(api, registry, canaries):
     api.serve(registry, registry.v2)
 
     result = rollback_cli(api, registry, registry.v1)
@@ -139,10 +145,10 @@ def test_manual_rollback_command(api, registry, flights):
     assert "smoke test passed" in result.stderr
     assert registry.champion() == registry.v1
     assert api.model()["model_version"] == registry.v1
-    assert predict_version(api, flights) == registry.v1
+    assert predict_version(api, registry.example, canaries) == registry.v1
 
 
-def test_manual_rollback_to_an_unknown_version_changes_nothing(api, registry, flights):
+def test_manual_rollback_to_an_unknown_version_changes_nothing(api, registry, canaries):
     api.serve(registry, registry.v1)
 
     result = rollback_cli(api, registry, "999")
@@ -150,4 +156,4 @@ def test_manual_rollback_to_an_unknown_version_changes_nothing(api, registry, fl
     assert result.returncode != 0
     assert "999" in result.stderr
     assert registry.champion() == registry.v1
-    assert predict_version(api, flights) == registry.v1
+    assert predict_version(api, registry.example, canaries) == registry.v1

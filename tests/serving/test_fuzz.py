@@ -1,11 +1,12 @@
-"""Fuzzing the live API against its own OpenAPI schema, plus hand-written edge cases.
+"""Fuzzing the live API against its own OpenAPI schema, plus hand-written edge cases, for each example.
 
 schemathesis reads ``/openapi.json`` from a real uvicorn process and, for every operation, sends
 requests that fit the schema and requests that break it (``positive`` and ``negative`` modes); the
 API key is supplied, since unauthenticated requests are 401 by design. Whatever arrives, the API must
 answer without a server error. The explicit cases below cover inputs that tests/api/test_api.py does
 not: non-standard JSON numbers, streamed bodies over the limit, the variant header, odd but valid
-records, and impossible calendar dates.
+records, and records the problem's request checks refuse (an impossible calendar date; a species
+the penguin study never saw).
 """
 
 from __future__ import annotations
@@ -89,23 +90,24 @@ def post_raw(client: httpx.Client, text: str) -> httpx.Response:
 
 
 @pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
-def test_non_finite_number_is_422_naming_the_field(client, flights, token):
+def test_non_finite_number_is_422_naming_the_field(client, example, canaries, token):
     """Python's JSON parser accepts NaN and Infinity; the answer is a 422 on the field, not a 500."""
-    distance = f'"distance": {json.dumps(flights[0]["distance"])}'
-    body = json.dumps({"flights": [flights[0]]}).replace(distance, f'"distance": {token}')
+    field, key = example.numeric_field, example.problem.request_key  # flights: distance
+    number = f'"{field}": {json.dumps(canaries[0][field])}'
+    body = json.dumps(example.body([canaries[0]])).replace(number, f'"{field}": {token}')
     assert token in body
     response = post_raw(client, body)
     assert response.status_code == 422
     (error,) = response.json()["detail"]
-    assert error["loc"] == ["body", "flights", 0, "distance"]
+    assert error["loc"] == ["body", key, 0, field]
 
 
-def test_streamed_body_over_the_limit_is_413(client, flights):
+def test_streamed_body_over_the_limit_is_413(client, problem, canaries):
     """Without Content-Length (chunked upload) the limit is enforced while reading, with the same 413."""
-    record = json.dumps(flights[0]).encode()
+    record = json.dumps(canaries[0]).encode()
 
     def chunks() -> Iterator[bytes]:
-        yield b'{"flights": ['
+        yield b'{"' + problem.request_key.encode() + b'": ['
         for _ in range(MAX_BODY // len(record) + 10):
             yield record + b","
         yield record + b"]}"
@@ -115,8 +117,8 @@ def test_streamed_body_over_the_limit_is_413(client, flights):
     assert "too large" in response.json()["detail"]
 
 
-def test_variant_header(client, flights, registry):
-    body = {"flights": flights[:2]}
+def test_variant_header(client, example, canaries, registry):
+    body = example.body(canaries[:2])
     champion = client.post("/predict", json=body, headers={"X-Model-Variant": "champion"})
     assert champion.status_code == 200
     assert {p["model_version"] for p in champion.json()["predictions"]} == {registry.v1}
@@ -127,55 +129,75 @@ def test_variant_header(client, flights, registry):
     assert unknown.json()["detail"][0]["loc"] == ["header", "X-Model-Variant"]
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        {"tailnum": None},
-        {"carrier": "ÜÖ", "origin": "ÄÖÜ", "dest": "ßßß"},
-        {"year": 1900, "month": 1, "day": 1, "time_hour": "1900-01-01T05:00:00Z"},
-        {"year": 2100, "month": 12, "day": 31, "time_hour": "2100-12-31T12:00:00+05:00"},
-        {"sched_dep_time": 2400, "sched_arr_time": 0, "hour": 0, "minute": 0},
-        {"distance": 10_000},
-    ],
-    ids=["no-tailnum", "non-ascii-codes", "first-year", "last-year", "midnight", "max-distance"],
-)
-def test_odd_but_valid_records_are_answered(client, flights, change):
-    response = client.post("/predict", json={"flights": [flights[0], {**flights[0], **change}]})
-    assert response.status_code == 200, response.text
-    _, odd = response.json()["predictions"]
-    assert 0.0 <= odd["probability"] <= 1.0
-    assert odd["id"] != "nan"
+ODD_BUT_VALID = {
+    "flights": {
+        "no-tailnum": {"tailnum": None},
+        "non-ascii-codes": {"carrier": "ÜÖ", "origin": "ÄÖÜ", "dest": "ßßß"},
+        "first-year": {"year": 1900, "month": 1, "day": 1, "time_hour": "1900-01-01T05:00:00Z"},
+        "last-year": {"year": 2100, "month": 12, "day": 31, "time_hour": "2100-12-31T12:00:00+05:00"},
+        "midnight": {"sched_dep_time": 2400, "sched_arr_time": 0, "hour": 0, "minute": 0},
+        "max-distance": {"distance": 10_000},
+    },
+    "penguins": {
+        "no-sex": {"sex": None},
+        "sex-as-the-source-writes-unknown": {"sex": "."},
+        "source-spelling": {"species": "Adelie Penguin (Pygoscelis adeliae)", "island": "TORGERSEN", "sex": "MALE"},
+        "smallest-measurements": {"culmen_length_mm": 25.0, "culmen_depth_mm": 10.0, "flipper_length_mm": 150.0},
+        "largest-measurements": {"culmen_length_mm": 70.0, "culmen_depth_mm": 30.0, "flipper_length_mm": 250.0},
+        "no-full-clutch": {"clutch_completion": False},
+    },
+}
 
 
-def test_codes_are_case_insensitive(client, flights):
-    lower = {**flights[0], **{key: flights[0][key].lower() for key in ("carrier", "origin", "dest")}}
-    response = client.post("/predict", json={"flights": [flights[0], lower]})
+def test_odd_but_valid_records_are_answered(client, example, canaries):
+    for case, change in ODD_BUT_VALID[example.name].items():
+        response = client.post("/predict", json=example.body([canaries[0], {**canaries[0], **change}]))
+        assert response.status_code == 200, (case, response.text)
+        body = response.json()
+        _, odd = body["predictions"]
+        example.check_answer(odd, body.get("threshold"))  # flights: 0 <= probability <= 1
+        assert odd["id"] != "nan", case
+
+
+CODE_FIELDS = {"flights": ("carrier", "origin", "dest"), "penguins": ("species", "island")}
+
+
+def test_codes_are_case_insensitive(client, example, canaries):
+    lower = {**canaries[0], **{key: canaries[0][key].lower() for key in CODE_FIELDS[example.name]}}
+    assert lower != canaries[0]
+    response = client.post("/predict", json=example.body([canaries[0], lower]))
     assert response.status_code == 200
     first, second = response.json()["predictions"]
     assert first == second
 
 
-def test_duplicate_records_get_identical_answers(client, flights):
-    response = client.post("/predict", json={"flights": [flights[0]] * 3})
+def test_duplicate_records_get_identical_answers(client, example, canaries):
+    response = client.post("/predict", json=example.body([canaries[0]] * 3))
     assert response.status_code == 200
     assert len({json.dumps(p, sort_keys=True) for p in response.json()["predictions"]}) == 1
 
 
 @pytest.mark.parametrize(
     "body",
-    ["null", "[]", '"flights"', '{"flights": null}', '{"flights": [null]}', '{"flights": [[]]}', '{"flights": {}}'],
+    ["null", "[]", '"{key}"', '{{"{key}": null}}', '{{"{key}": [null]}}', '{{"{key}": [[]]}}', '{{"{key}": {{}}}}'],
 )
-def test_wrong_shapes_are_422(client, body):
-    response = post_raw(client, body)
+def test_wrong_shapes_are_422(client, problem, body):
+    response = post_raw(client, body.format(key=problem.request_key))
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"][0] == "body"
 
 
-def test_huge_integer_is_422(client, flights):
-    body = json.dumps({"flights": [flights[0]]}).replace(f'"year": {flights[0]["year"]}', '"year": ' + "9" * 400)
+HUGE_INTEGER_FIELD = {"flights": "year", "penguins": "flipper_length_mm"}  # an integer field; a float field
+
+
+def test_huge_integer_is_422(client, example, canaries):
+    field = HUGE_INTEGER_FIELD[example.name]
+    number = f'"{field}": {json.dumps(canaries[0][field])}'
+    body = json.dumps(example.body([canaries[0]])).replace(number, f'"{field}": ' + "9" * 400)
+    assert "9" * 400 in body
     response = post_raw(client, body)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "flights", 0, "year"]
+    assert response.json()["detail"][0]["loc"] == ["body", example.problem.request_key, 0, field]
 
 
 @pytest.mark.parametrize(("method", "path"), [("GET", "/predict"), ("PUT", "/admin/reload"), ("DELETE", "/model")])
@@ -183,17 +205,30 @@ def test_wrong_method_is_405(client, method, path):
     assert client.request(method, path).status_code == 405
 
 
+REFUSED = {
+    # (change, field shown in the error's input, message): a date the calendar does not have (flights);
+    # a species the study never saw (penguins).
+    "flights": ({"month": 2, "day": 31}, "day", "Value error, {year}-02-31 is not a calendar date"),
+    "penguins": (
+        {"species": "Emperor"},
+        "species",
+        "Value error, species 'Emperor' is not one of Adelie, Chinstrap, Gentoo",
+    ),
+}
+
+
 @pytest.mark.parametrize("batch", ["alone", "beside-a-valid-record", "without-the-optional-field"])
-def test_impossible_calendar_date_is_422(client, flights, batch):
+def test_a_record_the_request_checks_refuse_is_422(client, example, canaries, batch):
     """Both ways a body is validated refuse it: column by column, and pydantic (a record without its
-    optional tailnum is left to pydantic)."""
-    impossible = {**flights[0], "month": 2, "day": 31}
+    optional field, flights' tailnum or penguins' sex, is left to pydantic)."""
+    change, field, message = REFUSED[example.name]
+    refused = {**canaries[0], **change}
     if batch == "without-the-optional-field":
-        del impossible["tailnum"]
-    records = [impossible] if batch == "alone" else [flights[0], impossible]
-    response = client.post("/predict", json={"flights": records})
+        del refused[example.optional_field]
+    records = [refused] if batch == "alone" else [canaries[0], refused]
+    response = client.post("/predict", json=example.body(records))
     assert response.status_code == 422
     (error,) = response.json()["detail"]
-    assert error["loc"] == ["body", "flights", len(records) - 1]
-    assert error["msg"] == f"Value error, {flights[0]['year']}-02-31 is not a calendar date"
-    assert error["input"]["day"] == 31
+    assert error["loc"] == ["body", example.problem.request_key, len(records) - 1]
+    assert error["msg"] == message.format(**canaries[0])
+    assert error["input"][field] == change[field]

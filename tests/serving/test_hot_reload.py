@@ -1,4 +1,4 @@
-"""Hot reload under load, on a real uvicorn process, with a real registry.
+"""Hot reload under load, on a real uvicorn process, with a real registry, for each example.
 
 Eight client threads send ``/predict`` back to back while the champion alias moves. The store loads
 and warms the new version beside the old one and swaps one reference, so: no request fails, every
@@ -24,13 +24,13 @@ ANSWERS_PER_PHASE = 15  # per client, before and after each switch
 
 
 @pytest.mark.parametrize("trigger", ["admin_reload", "background_poll"])
-def test_champion_switch_under_load(trigger, start_api, registry, flights):
+def test_champion_switch_under_load(trigger, start_api, registry, example, canaries):
     """promote v2 while 8 clients hammer /predict: zero failures, a clean, monotonic switch per client."""
     registry.set_champion(registry.v1)
     api = start_api(MLP_API_RELOAD_INTERVAL_S="3600" if trigger == "admin_reload" else "0.5")
     api.wait_until_serving(registry.v1)
 
-    with Traffic(api, flights[:2], clients=CLIENTS) as traffic:
+    with Traffic(api, example.body(canaries[:2]), clients=CLIENTS) as traffic:
         traffic.answered_since(0, ANSWERS_PER_PHASE)
         deploy.promote(registry.v2)
         if trigger == "admin_reload":
@@ -45,7 +45,7 @@ def test_champion_switch_under_load(trigger, start_api, registry, flights):
     assert_monotonic_switch(traffic, registry.v1, registry.v2, switched_at)
 
 
-def test_registry_outage_during_reload(start_api, registry, mlflow_server, flights):
+def test_registry_outage_during_reload(start_api, registry, mlflow_server, example, canaries):
     """MLflow stops mid-traffic: the API keeps serving, stays ready, reports the error; it recovers
     (picks up a later promotion by itself) once MLflow is back on the same port and backend."""
     registry.set_champion(registry.v2)
@@ -53,7 +53,7 @@ def test_registry_outage_during_reload(start_api, registry, mlflow_server, fligh
     api.wait_until_serving(registry.v2)
 
     try:
-        with Traffic(api, flights[:2], clients=CLIENTS) as traffic:
+        with Traffic(api, example.body(canaries[:2]), clients=CLIENTS) as traffic:
             traffic.answered_since(0, ANSWERS_PER_PHASE)
             mlflow_server.stop()
             outage = time.monotonic()

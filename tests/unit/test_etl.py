@@ -1,4 +1,5 @@
-"""The generic ETL steps on a temporary lake: extract, clean, features, no-data days, idempotent reruns."""
+"""The generic ETL steps on a temporary lake: extract, clean, features, no-data days, idempotent reruns;
+for data by day (the flights replay) and for a snapshot (the penguin table, loaded whole on a run's day)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from include.mlpipeline.core.settings import Settings
 from include.mlpipeline.data import etl
 from include.mlpipeline.data.lake import MANIFEST, Lake
 from include.mlpipeline.data.quality import FAILED_CHECKS_COLUMN, DataQualityError, apply_gate
+from include.penguins import PROBLEM as PENGUINS
 
 DAYS = ["2028-02-28", "2028-02-29", "2028-03-01"]  # replayed as 2013-02-28, (none), 2013-03-01
 
@@ -138,6 +140,69 @@ def test_transform_without_extract_says_which_source_is_missing(lake: Lake, sett
         etl.transform_partition("2028-03-01", problem=PROBLEM, lake=lake, settings=settings)
 
 
+# ----------------------------------------------------------------------------- a snapshot
+SNAPSHOT_DAYS = ["2026-06-01", "2026-06-02"]  # the penguin table, loaded on two days
+
+
+@pytest.fixture(scope="module")
+def snapshot_run(tmp_path_factory: pytest.TempPathFactory) -> EtlRun:
+    """The penguin table through every ETL step on two days, on a lake of its own."""
+    lake = Lake(f"file://{tmp_path_factory.mktemp('snapshot')}/lake")
+    settings = Settings(problem="include.penguins", lake_uri=lake.root_uri, quarantine_max_share=0.01)
+    (source,) = PENGUINS.sources
+    extracts = {
+        source.name: etl.extract_source(source.name, SNAPSHOT_DAYS, problem=PENGUINS, lake=lake, settings=settings)
+    }
+    clean = {day: etl.transform_partition(day, problem=PENGUINS, lake=lake, settings=settings) for day in SNAPSHOT_DAYS}
+    built = {day: etl.build_feature_partition(day, problem=PENGUINS, lake=lake, settings=settings) for day in clean}
+    return EtlRun(lake, settings, extracts, clean, built)
+
+
+def test_a_snapshot_loads_its_whole_table_on_each_day(snapshot_run: EtlRun) -> None:
+    lake = snapshot_run.lake
+    for day in SNAPSHOT_DAYS:
+        assert snapshot_run.extracts["penguins"]["days"][day]["rows_out"] == len(lake.read("raw/penguins", day)) == 344
+        clean = snapshot_run.clean[day]
+        assert (clean["status"], clean["rows_in"], clean["rows_out"], clean["rows_quarantined"]) == (
+            "published", 344, 342, 2,
+        )  # fmt: skip
+        frame = lake.read(etl.FEATURES, day)
+        assert apply_gate(frame, PENGUINS.feature_schema, gate="check", max_quarantine_share=0.0).report.rows_out == 342
+        assert snapshot_run.features[day]["rows_out"] == len(frame)
+    assert lake.partitions(etl.FEATURES) == [dt.date.fromisoformat(day) for day in SNAPSHOT_DAYS]
+
+
+def test_each_load_of_an_unchanged_snapshot_is_the_same_content(snapshot_run: EtlRun) -> None:
+    first, second = (snapshot_run.clean[day]["content_hash"] for day in SNAPSHOT_DAYS)
+    assert first == second
+    first, second = (snapshot_run.features[day]["content_hash"] for day in SNAPSHOT_DAYS)
+    assert first == second
+
+
+def test_rerunning_a_snapshot_day_is_idempotent(snapshot_run: EtlRun) -> None:
+    day, run = SNAPSHOT_DAYS[0], snapshot_run
+    extract = etl.extract_source("penguins", [day], problem=PENGUINS, lake=run.lake, settings=run.settings)
+    clean = etl.transform_partition(day, problem=PENGUINS, lake=run.lake, settings=run.settings)
+
+    assert extract["days"][day]["content_hash"] == run.extracts["penguins"]["days"][day]["content_hash"]
+    assert (clean["content_hash"], clean["rows_out"]) == (run.clean[day]["content_hash"], run.clean[day]["rows_out"])
+    assert len(run.lake.read("quarantine/clean", day)) == 2  # the two birds without a body mass, once
+
+
+def test_the_snapshot_feature_step_names_leaked_columns(snapshot_run: EtlRun) -> None:
+    problem = dataclasses.replace(PENGUINS, build_features=_with_an_isotope_result)
+
+    with pytest.raises(DataQualityError, match=r"quality gate 'features' failed: no_leakage_columns:delta_15_n"):
+        etl.build_feature_partition(
+            SNAPSHOT_DAYS[0], problem=problem, lake=snapshot_run.lake, settings=snapshot_run.settings
+        )
+
+
+def _with_an_isotope_result(clean: pd.DataFrame) -> pd.DataFrame:
+    """The penguin features, plus a lab result known only weeks after the bird was measured."""
+    return PENGUINS.build_features(clean).assign(delta_15_n=clean["delta_15_n"].to_numpy())
+
+
 # ------------------------------------------------------------------- raw gates with bad rows
 def _problem_with_flights(frame: pd.DataFrame) -> Any:
     source = Source("flights", lambda days: {d: frame for d in days}, schemas.RawFlights)
@@ -239,6 +304,11 @@ def test_plan_rebuilds_a_published_day_that_never_got_features(lake: Lake) -> No
 
 def test_plan_without_bootstrap_is_the_run_day(lake: Lake) -> None:
     assert etl.plan_partitions("2013-03-10T00:00:00+00:00", bootstrap_days=0, lake=lake) == ["2013-03-10"]
+
+
+def test_plan_of_a_snapshot_is_the_run_day_alone(lake: Lake) -> None:
+    """A snapshot has no history to bootstrap: the run loads the whole table as its own day."""
+    assert etl.plan_partitions("2026-06-10", bootstrap_days=3, lake=lake, problem=PENGUINS) == ["2026-06-10"]
 
 
 def test_plan_takes_bootstrap_days_from_settings_by_default(lake: Lake, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,4 +1,5 @@
-"""Training: the day split, the training set checks, threshold choice, metrics, reproducible fits."""
+"""Training: the day split, the training set checks, threshold choice, metrics, reproducible fits; and
+the same on a snapshot (the penguin table: its newest load, split by key)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from include.flight_delay import PROBLEM
+from include.mlpipeline.core.problem import ProblemSpec
 from include.mlpipeline.core.settings import Settings
 from include.mlpipeline.data.etl import FEATURES
 from include.mlpipeline.data.lake import Lake
@@ -28,6 +30,7 @@ from include.mlpipeline.ml.window import (
     load_training_set,
     select_window,
 )
+from include.penguins import PROBLEM as PENGUINS
 
 DAYS = [f"2013-03-{d:02d}" for d in range(1, 9)]
 
@@ -328,15 +331,81 @@ def test_every_default_candidate_is_buildable_for_every_task(task: str) -> None:
         assert find_candidate(problem, name).pipeline(problem, seed=1).steps[-1][0] == "model"
 
 
-def test_every_candidate_of_the_example_is_buildable() -> None:
-    assert set(problem_candidates(PROBLEM)) == {
-        "baseline",
-        "logistic_regression",
-        "hist_gradient_boosting",
-        "random_forest",
-    }
-    for candidate in problem_candidates(PROBLEM).values():
-        assert candidate.pipeline(PROBLEM, seed=1).steps[-1][0] == "model"
+@pytest.mark.parametrize(
+    ("problem", "learner"), [(PROBLEM, "logistic_regression"), (PENGUINS, "ridge")], ids=["flights", "penguins"]
+)
+def test_every_candidate_of_the_example_is_buildable(problem: ProblemSpec, learner: str) -> None:
+    assert set(problem_candidates(problem)) == {"baseline", learner, "hist_gradient_boosting", "random_forest"}
+    for candidate in problem_candidates(problem).values():
+        assert candidate.pipeline(problem, seed=1).steps[-1][0] == "model"
+
+
+# ------------------------------------------------------------------------------- a snapshot
+SNAPSHOT_DAYS = ["2026-06-01", "2026-06-08"]  # two loads of the penguin table
+
+
+@pytest.fixture(scope="module")
+def penguin_lake(tmp_path_factory: pytest.TempPathFactory) -> Lake:
+    """The penguin table's features, loaded on two days (the clean contract's 342 birds each time)."""
+    from include.mlpipeline.data import etl
+
+    lake = Lake(f"file://{tmp_path_factory.mktemp('penguins')}/lake")
+    settings = Settings(problem="include.penguins", lake_uri=lake.root_uri)
+    etl.extract_source("penguins", SNAPSHOT_DAYS, problem=PENGUINS, lake=lake, settings=settings)
+    for day in SNAPSHOT_DAYS:
+        etl.transform_partition(day, problem=PENGUINS, lake=lake, settings=settings)
+        etl.build_feature_partition(day, problem=PENGUINS, lake=lake, settings=settings)
+    return lake
+
+
+@pytest.fixture(scope="module")
+def penguin_set(penguin_lake: Lake) -> TrainingSet:
+    settings = Settings(problem="include.penguins", lake_uri=penguin_lake.root_uri, random_seed=42)
+    window = select_window(lake=penguin_lake, settings=settings, problem=PENGUINS)
+    return load_training_set(window, lake=penguin_lake, settings=settings, problem=PENGUINS)
+
+
+def test_a_snapshot_window_is_its_newest_load_split_by_rows(penguin_lake: Lake) -> None:
+    settings = Settings(problem="include.penguins", lake_uri=penguin_lake.root_uri, random_seed=42)
+
+    window = select_window(lake=penguin_lake, settings=settings, problem=PENGUINS)
+
+    assert window.train_days == window.validation_days == window.test_days == [SNAPSHOT_DAYS[-1]]
+    assert window.row_split == {"validation": "20%", "test": "20%", "seed": 42, "group_by": None}
+    assert select_window(SNAPSHOT_DAYS[0], lake=penguin_lake, settings=settings, problem=PENGUINS).days == [
+        SNAPSHOT_DAYS[0]
+    ]
+
+
+def test_a_snapshot_training_set_splits_every_bird_into_one_part(penguin_set: TrainingSet) -> None:
+    parts = {name: set(getattr(penguin_set, name)["penguin_id"]) for name in ("train", "validation", "test")}
+
+    assert {name: len(ids) for name, ids in parts.items()} == {"train": 204, "validation": 69, "test": 69}
+    assert not parts["train"] & parts["validation"] and not parts["train"] & parts["test"]
+    assert not parts["validation"] & parts["test"]
+
+
+@pytest.mark.usefixtures("one_thread")
+@pytest.mark.parametrize("name", ["hist_gradient_boosting", "random_forest"])
+def test_a_regression_fit_is_reproducible_with_the_same_seed(name: str, penguin_set: TrainingSet) -> None:
+    first = training.fit_candidate(name, penguin_set, problem=PENGUINS, seed=7)
+    second = training.fit_candidate(name, penguin_set, problem=PENGUINS, seed=7)
+
+    assert first.validation == second.validation
+    assert first.test == second.test
+    assert first.threshold is second.threshold is None
+    features = penguin_set.test[PENGUINS.feature_columns]
+    np.testing.assert_array_equal(first.pipeline.predict(features), second.pipeline.predict(features))
+    assert first.test["r2"] > 0.7, "species, sex and flipper length say much of a penguin's mass"
+
+
+@pytest.mark.usefixtures("one_thread")
+def test_the_regression_baseline_predicts_the_training_mean(penguin_set: TrainingSet) -> None:
+    fitted = training.fit_candidate("baseline", penguin_set, problem=PENGUINS, seed=7)
+
+    predicted = fitted.pipeline.predict(penguin_set.test[PENGUINS.feature_columns])
+    np.testing.assert_allclose(predicted, penguin_set.train[PENGUINS.target].mean())
+    assert fitted.test["r2"] <= 0.0  # no constant does better than the test part's own mean
 
 
 def test_rank_candidates_by_validation_auc_then_name() -> None:
