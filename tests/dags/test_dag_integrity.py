@@ -269,3 +269,60 @@ def test_parse_probe_catches_violations(tmp_path):
     report = _probe(bad, tmp_path)
     assert "pandas" in report["heavy"]
     assert report["calls"] == ["variable"]
+
+
+def _deploy_dag(monkeypatch, **env: str):
+    """The deploy DAG parsed with ``env`` (MLP_* settings) set."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    from include.mlpipeline.core.settings import get_settings
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        bag = DagBag(dag_folder=str(DAGS / "deploy.py"))
+    finally:
+        get_settings.cache_clear()
+    assert bag.import_errors == {}
+    return bag.dags["deploy"]
+
+
+def test_deploy_without_approval_is_the_deploy_alone(dagbag):
+    """Off (the default): no approval step at all, not a skipped one; the graph is the verified deploy."""
+    dag = dagbag.dags["deploy"]
+    assert {t.task_id: sorted(t.downstream_task_ids) for t in dag.tasks} == {
+        "version_to_serve": ["promote"],
+        "promote": ["verify_live_service"],
+        "verify_live_service": [],
+    }
+
+
+@pytest.mark.parametrize(("policy", "default"), [("reject", "Reject"), ("approve", "Approve")])
+def test_deploy_with_approval_asks_first_and_branches(monkeypatch, policy, default):
+    from airflow.providers.standard.operators.hitl import HITLBranchOperator
+
+    dag = _deploy_dag(
+        monkeypatch,
+        MLP_DEPLOY_APPROVAL_REQUIRED="true",
+        MLP_DEPLOY_APPROVAL_TIMEOUT_MIN="90",
+        MLP_DEPLOY_APPROVAL_ON_TIMEOUT=policy,
+    )
+    gate = dag.get_task("await_approval")
+
+    assert isinstance(gate, HITLBranchOperator)
+    assert gate.upstream_task_ids == {"version_to_serve"}
+    assert gate.downstream_task_ids == {"promote", "keep_champion"}
+    assert gate.options_mapping == {"Approve": "promote", "Reject": "keep_champion"}
+    assert gate.defaults == [default], "a timeout answers with the policy's option"
+    assert gate.response_timeout == dt.timedelta(minutes=90)
+    assert list(gate.serialized_params) == ["reason"], "the form asks only why; the DAG's params stay out"
+    assert dag.get_task("verify_live_service").upstream_task_ids == {"promote"}
+    assert not dag.get_task("keep_champion").downstream_task_ids
+    # The run outlasts the wait for a person, so the timeout policy, not the run's bound, ends it.
+    assert dag.dagrun_timeout == dt.timedelta(minutes=30 + 90)
+
+
+def test_deploy_with_approval_stays_light_at_parse_time(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLP_DEPLOY_APPROVAL_REQUIRED", "true")
+    assert _probe(DAGS / "deploy.py", tmp_path) == {"heavy": [], "calls": []}

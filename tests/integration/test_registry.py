@@ -445,6 +445,65 @@ def test_a_winning_challenger_is_approved_and_deploy_moves_the_champion(
     assert run.metrics[f"champion_test_{metric}"] == pytest.approx(champion_score, abs=1e-12)
 
 
+def test_an_approval_shows_the_registrys_numbers_and_a_rejection_moves_nothing(
+    trained: Trained, model_name: str, client
+) -> None:
+    """deploy's approval step against the real registry: the request's scores and model card, a
+    rejection tagged on the version with the alias untouched, an approval tagged before the alias moves."""
+    import mlflow
+
+    from include.mlpipeline.deployment import approval
+
+    example, metric = trained.example, trained.example.primary_metric
+    make_champion(trained)
+    winner = with_test_score(trained.model, metric, trained.score(example.cheap_model) + example.better * 0.01)
+    registration, _ = register([trained.result("baseline"), winner], trained.window, "candidate to approve")
+
+    request = approval.gather_request("2", registration)
+
+    assert (request.version, request.champion, request.source, request.metric) == ("2", "1", "promotion gate", metric)
+    decision = registration["decision"]
+    assert (request.candidate_score, request.champion_score) == (
+        decision["challenger_score"],
+        decision["champion_score"],
+    )
+    assert request.same_rows
+    assert request.card_uri == f"runs:/{winner['run_id']}/evaluation/model_card.md"
+    assert trained.window["data_version"] in Path(mlflow.artifacts.download_artifacts(request.card_uri)).read_text()
+    experiment = client.get_run(winner["run_id"]).info.experiment_id
+    assert request.card_url == (
+        f"{get_settings().mlflow_tracking_uri}/#/experiments/{experiment}/runs/{winner['run_id']}"
+        "/artifactPath/evaluation/model_card.md"
+    )
+
+    rejected = approval.decide(["Reject"], {"id": "alice", "name": "alice"}, {"reason": "worse on one segment"})
+    result = approval.keep_champion("2", rejected.to_dict(), run_id="deploy-run-1")
+
+    assert (result["version"], result["champion"]) == ("2", "1")
+    assert aliases() == ("1", "2")
+    tags = client.get_model_version(model_name, "2").tags
+    assert (tags["deploy_approval"], tags["deploy_approval_by"], tags["deploy_approval_reason"]) == (
+        "rejected",
+        "alice",
+        "worse on one segment",
+    )
+    assert tags["deploy_approval_run"] == "deploy-run-1"
+    assert "earlier decision: rejected by alice" in approval.gather_request("2", None).markdown()
+    with pytest.raises(ValueError, match="version 2 was rejected"):
+        deploy.promote("2", rejected.to_dict())
+    assert aliases() == ("1", "2")
+
+    approved = approval.decide(["Approve"], None, timed_out=True)  # the timeout policy approved it
+    assert deploy.promote("2", approved.to_dict(), "deploy-run-2") == {"version": "2", "previous": "1"}
+    tags = client.get_model_version(model_name, "2").tags
+    assert (tags["deploy_approval"], tags["deploy_approval_by"], tags["deploy_approval_run"]) == (
+        "approved",
+        "timeout",
+        "deploy-run-2",
+    )
+    assert aliases() == ("2", "2")
+
+
 def test_a_tie_keeps_the_champion(trained: Trained, retrained: Trained, model_name: str, client) -> None:
     make_champion(trained)
 

@@ -19,7 +19,7 @@ import os
 import types
 import typing
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -272,6 +272,19 @@ class Settings(EnvSettings):
         30, ge=3, description="Window of a drift-requested retrain: shorter than usual, to follow the change."
     )
     deploy_timeout_s: float = Field(120.0, gt=0, description="How long deploy waits for the API to serve a version.")
+    deploy_approval_required: bool = Field(
+        False,
+        description="deploy waits for a person to approve each version in Airflow's UI (Required Actions) "
+        "before moving the champion alias; false: it deploys at once, as without the step.",
+    )
+    deploy_approval_timeout_min: float = Field(
+        1440.0, gt=0, description="How long deploy waits for that answer before the timeout policy decides."
+    )
+    deploy_approval_on_timeout: Literal["reject", "approve"] = Field(
+        "reject",
+        description="What an unanswered approval becomes: reject (the champion stays; nobody vouched for the "
+        "candidate) or approve (deploy unless someone objects in time).",
+    )
 
     # Alerts (Slack) and error tracking (Sentry)
     slack_conn_id: str | None = Field(
@@ -324,6 +337,11 @@ class Settings(EnvSettings):
     @classmethod
     def _none_schedule(cls, value: str | None) -> str | None:
         return None if value is None or value.strip().lower() in {"", "none", "null"} else value.strip()
+
+    @field_validator("deploy_approval_on_timeout", mode="before")
+    @classmethod
+    def _policy_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("slack_conn_id")
     @classmethod

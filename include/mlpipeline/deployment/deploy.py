@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -40,8 +41,22 @@ def _headers(settings: Settings) -> dict[str, str]:
     return {"X-API-Key": settings.api_key_value} if settings.api_key_value else {}
 
 
-def promote(version: str) -> dict[str, Any]:
-    """Point the champion alias at ``version``; returns the previous champion (None for the first)."""
+def promote(version: str, approval: Mapping[str, Any] | None = None, run_id: str | None = None) -> dict[str, Any]:
+    """Point the champion alias at ``version``; returns the previous champion (None for the first).
+
+    Args:
+        version: The version to serve.
+        approval: A person's (or the timeout policy's) approval, when deploy asked for one
+            (:mod:`~include.mlpipeline.deployment.approval`): kept on the version's tags first.
+        run_id: The deploy run, for those tags.
+    """
+    if approval is not None:
+        from include.mlpipeline.deployment.approval import ApprovalDecision, record_decision
+
+        decided = ApprovalDecision.from_dict(approval)
+        if not decided.approved:
+            raise ValueError(f"version {version} was rejected; promote moves the alias only for an approved one")
+        record_decision(version, decided, run_id)
     settings = get_settings()
     previous = alias_version(settings.champion_alias)
     set_alias(settings.champion_alias, version)

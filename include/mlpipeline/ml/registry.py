@@ -108,6 +108,48 @@ def set_alias(alias: str, version: str, name: str | None = None) -> None:
     log.info("alias %s -> version %s", alias, version)
 
 
+def version_tags(version: str, name: str | None = None) -> dict[str, str]:
+    """The registry tags of one version (candidate, run_id, test_<metric>, decisions...)."""
+    from mlflow import MlflowClient
+
+    configure()
+    return dict(MlflowClient().get_model_version(name or registered_model_name(), str(version)).tags or {})
+
+
+def set_version_tags(version: str, tags: dict[str, str], name: str | None = None) -> None:
+    from mlflow import MlflowClient
+
+    configure()
+    client = MlflowClient()
+    for key, value in tags.items():
+        client.set_model_version_tag(name or registered_model_name(), str(version), key, value)
+
+
+MODEL_CARD_ARTIFACT = "evaluation/model_card.md"
+"""Where training logs a candidate's model card in its run (see ``tracking.CandidateRun.log_candidate``)."""
+
+
+def model_card_location(run_id: str) -> dict[str, str] | None:
+    """The model card of a candidate run: its artifact ``uri`` and the MLflow UI ``url`` that shows it.
+
+    Returns:
+        None if the run logged no model card (training without evaluation artifacts).
+    """
+    from mlflow import MlflowClient
+
+    configure()
+    client = MlflowClient()
+    folder = MODEL_CARD_ARTIFACT.rsplit("/", 1)[0]
+    if MODEL_CARD_ARTIFACT not in {item.path for item in client.list_artifacts(run_id, folder)}:
+        return None
+    experiment = client.get_run(run_id).info.experiment_id
+    return {
+        "uri": f"runs:/{run_id}/{MODEL_CARD_ARTIFACT}",
+        "url": f"{get_settings().mlflow_tracking_uri}/#/experiments/{experiment}/runs/{run_id}/artifactPath/"
+        f"{MODEL_CARD_ARTIFACT}",
+    }
+
+
 def champion_score_on(window: TrainingWindow, champion_version: str, metric: str | None = None) -> float:
     """The current champion's test score (the primary metric) on this run's test rows (the challenger's)."""
     import mlflow

@@ -30,6 +30,8 @@ above what a healthy run takes on a busy 2-core machine but below what a stuck o
   fit in about 20 s); a search adds up to ``MLP_SEARCH_TIMEOUT_S`` per candidate.
 - ``deploy``: 30 min, and at least 4 times ``MLP_DEPLOY_TIMEOUT_S``. A deploy takes about 2 min;
   its one long wait, for the API to serve the version, is bounded by ``MLP_DEPLOY_TIMEOUT_S`` (120 s).
+  With ``MLP_DEPLOY_APPROVAL_REQUIRED``, plus ``MLP_DEPLOY_APPROVAL_TIMEOUT_MIN``: the wait for a person
+  ends by its own timeout policy, never by the run's bound.
 - ``monitor``, ``ab_test``, ``traffic_replay`` (and a DAG not named here): 1 h. Minutes: each
   reads bounded windows of days (the newest 7 to 14, a champion's training days), however long the
   history.
@@ -82,7 +84,10 @@ def dagrun_timeout(dag_id: str, settings: Settings | None = None) -> dt.timedelt
     if dag_id == "train":
         return dt.timedelta(minutes=settings.train_dagrun_timeout_min)
     if dag_id == "deploy":
-        return max(DEPLOY_RUN_TIMEOUT, dt.timedelta(seconds=DEPLOY_WAITS * settings.deploy_timeout_s))
+        bound = max(DEPLOY_RUN_TIMEOUT, dt.timedelta(seconds=DEPLOY_WAITS * settings.deploy_timeout_s))
+        if settings.deploy_approval_required:  # the run waits for a person first (orchestration/approval.py)
+            bound += dt.timedelta(minutes=settings.deploy_approval_timeout_min)
+        return bound
     return RUN_TIMEOUT
 
 
