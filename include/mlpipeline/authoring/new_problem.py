@@ -262,7 +262,10 @@ def summary(inference: Inference, folder: Path) -> str:
         f"              {len(inference.categorical)} categorical: {shown(inference.categorical)}",
     ]
     if inference.task == "binary":
-        lines.append(f"  positive    {inference.positive!r} is 1, {inference.negative!r} is 0 (confirm in cleaning.py)")
+        lines.append(
+            f"  positive    {inference.positive!r} (answered as {inference.positive_label!r}), negative "
+            f"{inference.negative!r} ({inference.negative_label!r}): confirm in cleaning.py"
+        )
     lines += [f"  left out    {column}: {why}" for column, why in inference.left_out]
     lines.append(f"  split       {inference.split} validation, {inference.split} test")
     todo = ["what each column means (schemas.DESCRIPTIONS)", "the leakage columns (__init__.py)"]
