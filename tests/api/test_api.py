@@ -206,6 +206,17 @@ def test_model_lineage(client, example, registered_model):
     assert info["tags"]["candidate"] == example.cheap_model
 
 
+def test_model_names_its_verified_scoring_form(client, example, canaries):
+    """The registered pipeline is served as array code, checked at load against its own answers on the
+    canaries, the registered validation rows and probes of every category (see compiled_model.py)."""
+    scoring = client.get("/model").json()["scoring"]
+
+    assert scoring["form"] == "arrays, estimator linear", scoring  # the cheap models: logistic regression, ridge
+    assert scoring["max_difference"] <= scoring["tolerance"] == 1e-6
+    assert scoring["rows_checked"] > len(canaries) + 5  # + the 5 registered validation rows + probes
+    assert scoring["reason"] is None
+
+
 def test_metrics_exposed(client, example, canaries, registered_model):
     predict(client, example, canaries[:2])
     text = client.get("/metrics").text

@@ -244,6 +244,7 @@ def _operation_routes(settings: Settings, metrics: ServingMetrics) -> APIRouter:
             "threshold": model.threshold,
             "features": model.features,
             "loaded_at": model.loaded_at,
+            "scoring": model.scoring_summary(),
             "last_registry_check": store.last_check,
             "last_registry_error": store.last_error,
             **model.lineage,
@@ -255,6 +256,7 @@ def _operation_routes(settings: Settings, metrics: ServingMetrics) -> APIRouter:
                     "classes": _classes(store.challenger),
                     "threshold": store.challenger.threshold,
                     "data_version": store.challenger.lineage.get("data_version"),
+                    "scoring": store.challenger.scoring_summary(),
                 }
                 if store.challenger
                 else None

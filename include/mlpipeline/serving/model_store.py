@@ -9,9 +9,11 @@ keeps serving what it has and retries later.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gc
 import logging
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +49,8 @@ class LoadedModel:
     loaded_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     task: str = "binary"
     classes: tuple[Any, ...] = ()
+    scoring: Any = None  # compiled_model.ScoringForm, set by the store's warm-up; None: the pipeline itself
+    example: Any = field(default=None, repr=False)  # validation rows registered with the model, if any
 
     def __post_init__(self) -> None:
         kind = task_kind(self.task)
@@ -63,22 +67,43 @@ class LoadedModel:
     def kind(self) -> TaskKind:
         return task_kind(self.task)
 
-    def predict(self, features: pd.DataFrame) -> np.ndarray:
+    @property
+    def compiled(self) -> Any:
+        """The verified compiled form that answers (:mod:`.compiled_model`), or None (the pipeline answers)."""
+        return self.scoring.compiled if self.scoring is not None else None
+
+    def scoring_summary(self) -> dict[str, Any]:
+        """How this model answers (``scoring`` on /model): its form and the check that chose it."""
+        if self.scoring is None:
+            reason = "not checked: loaded outside the model store"
+            return {"form": "pipeline", "max_difference": None, "rows_checked": 0, "reason": reason}
+        return self.scoring.summary()
+
+    def predict(self, features: Any) -> np.ndarray:
         """The task kind's predictions per row (:func:`~include.mlpipeline.ml.task_kinds.task_kind`):
         p(positive) (binary), every class's probability in :attr:`classes` order (multiclass), the value
-        (regression). A non-finite prediction is an error, never an answer."""
+        (regression), for ``features``: a frame, or a mapping of column name to values (one array per
+        feature, the compiled form's input). A non-finite prediction is an error, never an answer."""
         import sklearn
 
         # scikit-learn checks the input's finiteness and its own parameters again in every step of a
         # pipeline: about a fifth of a call on few rows. The API checks once instead: no infinite
         # feature value in, no missing prediction out (NaN is left to the pipeline's imputers).
-        rows = features[self.features]
-        floats = [column for column, dtype in zip(self.features, rows.dtypes, strict=True) if dtype.kind == "f"]
-        infinite = np.isinf(rows[floats].to_numpy(dtype="float64")).any(axis=1) if floats else np.zeros(len(rows), bool)
+        columns = {name: np.asarray(features[name]) for name in self.features}
+        rows = len(columns[self.features[0]])
+        infinite = np.zeros(rows, dtype=bool)
+        for values in columns.values():
+            if values.dtype.kind == "f":
+                infinite |= np.isinf(values)
         if infinite.any():
-            raise ValueError(f"{int(infinite.sum())} of {len(rows)} rows have an infinite feature value")
+            raise ValueError(f"{int(infinite.sum())} of {rows} rows have an infinite feature value")
+        compiled = self.compiled
         with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            predictions = np.asarray(self.kind.predict(self.pipeline, rows), dtype="float64")
+            if compiled is not None:
+                predictions = np.asarray(self.kind.predict(compiled, columns), dtype="float64")
+            else:
+                frame = features[self.features] if isinstance(features, pd.DataFrame) else pd.DataFrame(columns)
+                predictions = np.asarray(self.kind.predict(self.pipeline, frame), dtype="float64")
         if predictions.ndim == 2 and predictions.shape[1] != len(self.classes):
             raise ValueError(
                 f"model version {self.version} gave {predictions.shape[1]} class probabilities for its "
@@ -88,9 +113,7 @@ class LoadedModel:
         missing = ~(finite.all(axis=1) if predictions.ndim == 2 else finite)
         if missing.any():
             what = "probability" if self.kind.classifier else "value"
-            raise ValueError(
-                f"model version {self.version} gave no {what} for {int(missing.sum())} of {len(features)} rows"
-            )
+            raise ValueError(f"model version {self.version} gave no {what} for {int(missing.sum())} of {rows} rows")
         return predictions
 
 
@@ -137,7 +160,10 @@ class ModelStore:
 
         client = self._client()
         uri = f"models:/{self.model_name}/{version}"
-        pipeline = mlflow.sklearn.load_model(uri)
+        with tempfile.TemporaryDirectory(prefix="mlp-model-") as folder:
+            local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder)
+            pipeline = mlflow.sklearn.load_model(local)
+            example = registered_example(local)
         metadata = mlflow.models.get_model_info(uri).metadata or {}
         model_version = client.get_model_version(self.model_name, version)
         tags = dict(model_version.tags or {})
@@ -159,13 +185,29 @@ class ModelStore:
             lineage={**lineage, "data_version": metadata.get("data_version", tags.get("data_version"))},
             task=task,
             classes=model_classes(version, task, metadata.get("classes"), pipeline),
+            example=example,
         )
 
-    def _warm_up(self, model: LoadedModel) -> None:
-        """Run the new model once on canary rows, so the first real request pays no first-call cost."""
+    def _warm_up(self, model: LoadedModel) -> LoadedModel:
+        """The new model with its scoring form chosen (:func:`~.compiled_model.choose_form`: compiled to
+        array code if its answers equal the pipeline's own on the canaries and the registered validation
+        rows), run once on the canaries so the first real request pays no first-call cost."""
+        from include.mlpipeline.serving.compiled_model import choose_form
+
         records = self.problem.canary_records()
         features = self.problem.request_features(records, self.context)
-        model.predict(features)
+        rows = features[model.features]
+        if isinstance(model.example, pd.DataFrame) and set(model.features) <= set(model.example.columns):
+            rows = pd.concat([rows, model.example[model.features]], ignore_index=True)
+        form = choose_form(model.pipeline, model.kind, rows)
+        log.info(
+            "model %s version %s is served as %s (largest difference from the pipeline %s on %d rows)%s",
+            model.name, model.version, form.form, form.max_difference, form.rows_checked,
+            f": {form.reason}" if form.reason else "",
+        )  # fmt: skip
+        warmed = dataclasses.replace(model, scoring=form)
+        warmed.predict(features)
+        return warmed
 
     # refreshing --------------------------------------------------------------------------------
     def _fresh(self, version: str | None, *loaded: LoadedModel | None) -> LoadedModel | None:
@@ -175,9 +217,7 @@ class ModelStore:
         for model in loaded:
             if model is not None and model.version == str(version):
                 return model
-        candidate = self._load(version)
-        self._warm_up(candidate)
-        return candidate
+        return self._warm_up(self._load(version))
 
     def refresh(self) -> str | None:
         """Load the aliases' versions if they changed; returns the champion version. Never raises."""
@@ -267,6 +307,19 @@ def model_classes(version: str, task: str, registered: Any, pipeline: Any) -> tu
             f"probability columns are {fitted}; register the model again with its pipeline's classes_"
         )
     return tuple(registered)
+
+
+def registered_example(local: str) -> pd.DataFrame | None:
+    """The input example a model was registered with (the training code logs five validation rows), from
+    its downloaded folder; None when it has none or it cannot be read."""
+    from mlflow.models import Model
+
+    try:
+        example = Model.load(local).load_input_example(local)
+    except Exception as error:  # an example is a check's extra rows, never a reason not to serve
+        log.warning("the registered input example of %s could not be read: %s", local, error)
+        return None
+    return example if isinstance(example, pd.DataFrame) else None
 
 
 def freeze_long_lived_objects() -> None:
