@@ -16,6 +16,10 @@ FROM astrocrpublic.azurecr.io/runtime:3.3-2-python-3.11
 # dags/, plugins/ and config/ on sys.path, so make the project root importable in every process.
 ENV PYTHONPATH="/usr/local/airflow${PYTHONPATH:+:$PYTHONPATH}"
 
+# Asset events that arrive while a consumer DAG is at max_active_runs stay queued until a run consumes
+# them (a workaround for apache/airflow#56050, see include/mlpipeline/orchestration/asset_queue.py).
+ENV AIRFLOW__CORE__ASSET_MANAGER_CLASS=include.mlpipeline.orchestration.asset_queue.EventQueueAssetManager
+
 # MLflow reports usage to its authors unless told not to; a pipeline must not phone home.
 # GitPython (imported by MLflow) warns loudly when it cannot find a git binary; keep logs clean.
 ENV MLFLOW_DISABLE_TELEMETRY=true \

@@ -31,6 +31,9 @@ from stack.processes import free_port, venv_bin
 
 log = logging.getLogger(__name__)
 
+ASSET_MANAGER_CLASS = "include.mlpipeline.orchestration.asset_queue.EventQueueAssetManager"
+"""Airflow's ``[core] asset_manager_class`` in every component (a name, so that this process imports no Airflow)."""
+
 
 class Stack:
     """A running local stack; a context manager that stops what it started."""
@@ -95,6 +98,9 @@ class Stack:
             **cfg.extra_env,
         }
         # Derived settings never override one set explicitly (in the shell or in extra_env).
+        # Asset events that arrive while a consumer is at max_active_runs must not be left in the queue
+        # (apache/airflow#56050): see include/mlpipeline/orchestration/asset_queue.py.
+        env.setdefault("AIRFLOW__CORE__ASSET_MANAGER_CLASS", ASSET_MANAGER_CLASS)
         env.update({k: v for k, v in sentry_airflow_env(env).items() if k not in os.environ and k not in cfg.extra_env})
         env.update({k: v for k, v in statsd_airflow_env(env).items() if k not in os.environ and k not in cfg.extra_env})
         return env

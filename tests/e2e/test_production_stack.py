@@ -6,6 +6,9 @@ Configuration only (scripts/stack/ passes settings and Airflow env vars; no code
 It runs the chain from an ETL trigger to a served model and checks that the training tasks ran on
 the training worker.
 
+The stack and the chain are the session fixtures ``production_stack`` and ``production_chain``
+(tests/e2e/conftest.py), shared with test_production_asset_bursts.py.
+
 It runs the second example, `include.penguins` (a regression on a snapshot table, no time axis),
 so that the whole chain runs end to end for both shipped examples: the other end-to-end modules
 run the flights example.
@@ -13,75 +16,16 @@ run the flights example.
 
 from __future__ import annotations
 
-import os
-import urllib.parse
-import uuid
-from collections.abc import Iterator
-
 import httpx
 import pytest
-import redis
-from stack.chain_monitor import ChainMonitor
-from stack.config import StackConfig
-from stack.postgres import create_postgres_database, drop_postgres_database
 from stack.stack import Stack
 
 pytestmark = pytest.mark.e2e
 
-REDIS_DB = 11  # a database of the machine's Redis that nothing else here uses; flushed before and after
-REDIS = urllib.parse.urlsplit(os.environ.get("MLP_TEST_REDIS_URL", "redis://127.0.0.1:6379"))
 
-
-@pytest.fixture(scope="module")
-def production_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    suffix = uuid.uuid4().hex[:8]
-    airflow_db, mlflow_db = f"mlp_e2e_airflow_{suffix}", f"mlp_e2e_mlflow_{suffix}"
-    airflow_url = create_postgres_database(airflow_db)
-    mlflow_url = create_postgres_database(mlflow_db)
-    broker = redis.Redis(host=REDIS.hostname, port=REDIS.port or 6379, db=REDIS_DB)
-    broker.flushdb()
-    config = StackConfig.isolated(
-        tmp_path_factory.mktemp("prod-stack"),
-        executor="CeleryExecutor",
-        airflow_db_url=airflow_url.replace("postgresql://", "postgresql+psycopg2://"),
-        mlflow_backend_uri=mlflow_url,
-        celery_broker_url=f"redis://{REDIS.hostname}:{REDIS.port or 6379}/{REDIS_DB}",
-        celery_result_backend=f"db+{airflow_url}",
-        celery_workers=(("worker-default", "default"), ("worker-training", "training")),
-        extra_env={
-            "MLP_PROBLEM": "include.penguins",
-            "MLP_ETL_SCHEDULE": "none",
-            "MLP_TRAINING_QUEUE": "training",
-            "MLP_DVC_ENABLED": "false",
-        },
-    )
-    stack = Stack(config)
-    try:
-        stack.start()
-        stack.airflow.wait_for_dags()
-        for dag_id in ("features", "train", "deploy", "etl"):
-            stack.airflow.set_paused(dag_id, False)
-        yield stack
-    finally:
-        stack.stop()
-        broker.flushdb()
-        drop_postgres_database(airflow_db)
-        drop_postgres_database(mlflow_db)
-
-
-@pytest.fixture(scope="module")
-def chain(production_stack: Stack) -> dict:
-    monitor = ChainMonitor(production_stack.airflow)
-    run = production_stack.airflow.trigger("etl", conf={"date": "2026-05-20"})
-    runs = {"etl": monitor.wait_for_run("etl", run["dag_run_id"], timeout=900)}
+def test_chain_reaches_a_served_model(production_stack: Stack, production_chain: dict):
     for dag_id in ("features", "train", "deploy"):
-        runs[dag_id] = monitor.wait_for_success(dag_id, timeout=900)
-    return runs
-
-
-def test_chain_reaches_a_served_model(production_stack: Stack, chain: dict):
-    for dag_id in ("features", "train", "deploy"):
-        assert chain[dag_id]["run_type"] == "asset_triggered"
+        assert production_chain[dag_id]["run_type"] == "asset_triggered"
     events = production_stack.airflow.request("GET", "/assets/events", params={"source_dag_id": "train"})
     version = str(events["asset_events"][-1]["extra"]["version"])
     model = httpx.get(f"{production_stack.config.api_url}/model").json()
@@ -89,7 +33,7 @@ def test_chain_reaches_a_served_model(production_stack: Stack, chain: dict):
     assert (model["task"], model["classes"]) == ("regression", None)
 
 
-def test_the_served_regression_answers_with_values(production_stack: Stack, chain: dict):
+def test_the_served_regression_answers_with_values(production_stack: Stack, production_chain: dict):
     from include.penguins import PROBLEM
 
     canaries = PROBLEM.canary_records()
@@ -116,8 +60,8 @@ def executed(stack: Stack, worker: str) -> list[str]:
     ]
 
 
-def test_training_ran_on_the_training_queue(production_stack: Stack, chain: dict):
-    tasks = production_stack.airflow.task_instances("train", chain["train"]["dag_run_id"])
+def test_training_ran_on_the_training_queue(production_stack: Stack, production_chain: dict):
+    tasks = production_stack.airflow.task_instances("train", production_chain["train"]["dag_run_id"])
     training = [t for t in tasks if t["task_id"] == "train_candidate"]
     assert len(training) == 4
     assert {t["queue"] for t in training} == {"training"}
@@ -129,7 +73,7 @@ def test_training_ran_on_the_training_queue(production_stack: Stack, chain: dict
     assert {"extract", "clean", "build", "register_best", "verify_live_service"} <= set(default_worker)
 
 
-def test_metadata_really_lives_in_postgres(production_stack: Stack, chain: dict):
+def test_metadata_really_lives_in_postgres(production_stack: Stack, production_chain: dict):
     import psycopg2
 
     url = production_stack.config.airflow_db_url.replace("postgresql+psycopg2://", "postgresql://")
