@@ -2,36 +2,60 @@
 requests that clean rows stand for (the traffic replay's).
 
 A request carries only what is known before departure: the raw ``flights`` columns without
-dep_time, dep_delay, arr_time, arr_delay and air_time (sending one of those is a 422). The API looks
-up weather and plane details itself, from the same source tables and with the same join code the
-ETL uses, then builds features with the training code.
+dep_time, dep_delay, arr_time, arr_delay and air_time (sending one of those is a 422), and without
+``sched_dep_time`` and ``time_hour``, which only restate ``year``/``month``/``day``/``hour``/``minute``
+(HHMM; the local hour as UTC) and which the model never reads: a copy the API would ignore, or have
+to check against the fields it does read. The API looks up weather and plane details itself, from
+the same source tables and with the same join code the ETL uses, then builds features with the
+training code.
+
+Closed and open sets: ``origin`` is one of the three New York airports (the weather the API looks
+up is theirs), an enum in the schema, so anything else is a 422 that lists them. ``carrier`` and
+``dest`` are open: airlines and routes come and go, and the model is built to answer a code it did
+not see (one-hot codes pool rare and unseen values; ``carrier_known`` marks a carrier outside the
+airlines table), so they are answered. The calendar rule (no 31 April) is in the schema too, as
+``if``/``then`` clauses (:data:`CALENDAR_RULE`), and :func:`impossible_dates` enforces it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from include.flight_delay import cleaning, sources
+from include.mlpipeline.core.request_types import Integer
+
+ORIGINS = ("EWR", "JFK", "LGA")
+_LEAP_YEAR = {"anyOf": [{"multipleOf": 400}, {"multipleOf": 4, "not": {"multipleOf": 100}}]}
+CALENDAR_RULE = [
+    {"if": {"properties": {"month": {"enum": [4, 6, 9, 11]}}}, "then": {"properties": {"day": {"maximum": 30}}}},
+    {"if": {"properties": {"month": {"const": 2}}}, "then": {"properties": {"day": {"maximum": 29}}}},
+    {
+        "if": {"properties": {"month": {"const": 2}, "day": {"const": 29}}, "required": ["month", "day"]},
+        "then": {"properties": {"year": _LEAP_YEAR}},
+    },
+]
+"""JSON Schema of "the day exists in its month": what :func:`impossible_dates` checks, stated in the
+request's schema (a test compares the two on every day of several years)."""
 
 
 class FlightRequest(BaseModel):
     """One scheduled flight, as known before departure."""
 
+    # strict: exact JSON types (include/mlpipeline/core/request_types.py), as the schema documents them.
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "example": {
                 "year": 2013,
                 "month": 6,
                 "day": 14,
-                "sched_dep_time": 1730,
                 "sched_arr_time": 2015,
                 "carrier": "UA",
                 "flight": 1545,
@@ -41,25 +65,29 @@ class FlightRequest(BaseModel):
                 "distance": 1400,
                 "hour": 17,
                 "minute": 30,
-                "time_hour": "2013-06-14T21:00:00Z",
-            }
+            },
+            "allOf": CALENDAR_RULE,
         },
     )
 
-    year: int = Field(ge=1900, le=2100, description="Year of the scheduled departure.")
-    month: int = Field(ge=1, le=12, description="Month of the scheduled departure.")
-    day: int = Field(ge=1, le=31, description="Day of month of the scheduled departure.")
-    sched_dep_time: int = Field(ge=0, le=2400, description="Scheduled departure, HHMM local time.")
-    sched_arr_time: int = Field(ge=0, le=2400, description="Scheduled arrival, HHMM local time.")
-    carrier: str = Field(min_length=2, max_length=2, description="Two-letter carrier code.")
-    flight: int = Field(ge=1, le=99_999, description="Flight number.")
+    year: Integer = Field(ge=1900, le=2100, description="Year of the scheduled departure.")
+    month: Integer = Field(ge=1, le=12, description="Month of the scheduled departure.")
+    day: Integer = Field(
+        ge=1, le=31, description="Day of month of the scheduled departure; it must exist in the month."
+    )
+    hour: Integer = Field(ge=0, le=23, description="Hour of the scheduled departure, local time.")
+    minute: Integer = Field(ge=0, le=59, description="Minute of the scheduled departure.")
+    sched_arr_time: Integer = Field(ge=0, le=2400, description="Scheduled arrival, HHMM local time.")
+    carrier: str = Field(
+        min_length=2, max_length=2, description="Two-letter carrier code (any case; one never seen is answered)."
+    )
+    flight: Integer = Field(ge=1, le=99_999, description="Flight number.")
     tailnum: str | None = Field(None, max_length=10, description="Tail number, if known.")
-    origin: str = Field(min_length=3, max_length=3, description="Origin airport (FAA code).")
-    dest: str = Field(min_length=3, max_length=3, description="Destination airport (FAA code).")
+    origin: Literal[ORIGINS] = Field(description="Origin airport: one of the New York airports, EWR, JFK or LGA.")
+    dest: str = Field(
+        min_length=3, max_length=3, description="Destination airport, FAA code (any case; one never seen is answered)."
+    )
     distance: float = Field(gt=0, le=10_000, description="Distance between the airports, miles.")
-    hour: int = Field(ge=0, le=23, description="Hour of the scheduled departure.")
-    minute: int = Field(ge=0, le=59, description="Minute of the scheduled departure.")
-    time_hour: dt.datetime = Field(description="Scheduled departure hour, ISO-8601 timestamp (UTC).")
 
 
 @dataclass(frozen=True)
@@ -97,9 +125,7 @@ def load_serving_context() -> FlightLookups:
     return lookups
 
 
-_UPPER_CASE = ("origin", "dest", "carrier")
-# Every flight departs New York: the source's time_hour is the scheduled local hour in this zone, in UTC.
-LOCAL_TIME_ZONE = "America/New_York"
+_UPPER_CASE = ("dest", "carrier")  # origin is one of ORIGINS, already in upper case
 
 
 def impossible_dates(requests: pd.DataFrame) -> pd.Series:
@@ -125,8 +151,7 @@ def serving_frame(requests: pd.DataFrame, lookups: FlightLookups) -> pd.DataFram
 
     Args:
         requests: The request frame: one column per :class:`FlightRequest` field, typed as
-            :func:`include.mlpipeline.core.request_frame.records_frame` builds it (``time_hour`` in UTC).
-            Not changed.
+            :func:`include.mlpipeline.core.request_frame.records_frame` builds it. Not changed.
         lookups: The reference data, prepared once (:func:`load_serving_context`).
 
     Returns:
@@ -156,13 +181,9 @@ def canary_records() -> list[dict[str, Any]]:
 
 
 def request_records(clean: pd.DataFrame) -> list[dict[str, Any]]:
-    """The request each clean flight stands for, as a caller would have sent it before departure.
-
-    The clean table keeps every request field but ``time_hour``, which is rebuilt as the source
-    defines it: the scheduled departure's local hour in New York, as a UTC timestamp (an hour that
-    does not exist locally, when clocks go forward, moves to the next; one that occurs twice, when
-    they go back, is the first). Codes are as cleaning left them (the raw values, which the clean
-    contract requires upper case).
+    """The request each clean flight stands for, as a caller would have sent it before departure: its
+    request fields, codes as cleaning left them (the raw values, which the clean contract requires
+    upper case).
 
     Args:
         clean: Rows of the clean table (:class:`~include.flight_delay.schemas.CleanFlights`).
@@ -170,12 +191,6 @@ def request_records(clean: pd.DataFrame) -> list[dict[str, Any]]:
     Returns:
         One :class:`FlightRequest` record (JSON form) per row, in the rows' order.
     """
-    fields = [name for name in FlightRequest.model_fields if name != "time_hour"]
-    local_hour = pd.to_datetime(clean["sched_dep_ts"]).dt.floor("h")
-    time_hour = local_hour.dt.tz_localize(LOCAL_TIME_ZONE, ambiguous=True, nonexistent="shift_forward")
+    fields = list(FlightRequest.model_fields)
     rows = clean[fields].astype(object).where(clean[fields].notna(), None).to_dict(orient="records")
-    stamps = time_hour.dt.tz_convert("UTC").tolist()
-    return [
-        FlightRequest.model_validate({**row, "time_hour": stamp}).model_dump(mode="json")
-        for row, stamp in zip(rows, stamps, strict=True)
-    ]
+    return [FlightRequest.model_validate(row).model_dump(mode="json") for row in rows]

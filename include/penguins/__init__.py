@@ -41,7 +41,6 @@ PROBLEM = ProblemSpec(
     request_model=serving.PenguinRequest,
     load_serving_context=serving.load_serving_context,
     serving_frame=serving.serving_frame,
-    request_checks=serving.unknown_categories,
     canary_records=serving.canary_records,
     request_records=serving.request_records,
     request_key="penguins",

@@ -4,15 +4,18 @@ that clean rows stand for (the traffic replay's).
 A request carries what a field worker knows after measuring a bird, before weighing it: its key,
 species, island, sex (if known), bill and flipper measurements and whether its nest had a full
 clutch. Never the body mass, nor the lab's isotope results (sending either is a 422: the model
-forbids extra fields). There is nothing to look up: the features come from the request alone, made
-clean-like by the cleaning rules' own normalisation functions, then built by the training code.
+forbids extra fields). Species, island and sex are closed sets, enums in the schema: a model
+trained on three species would answer an Emperor penguin with a made-up number, so a value outside
+them is a 422 that lists the known ones (the canonical names, exactly: the cleaning rules read the
+source's other spellings, a caller sends these). There is nothing to look up: the features come
+from the request alone, made clean-like by the cleaning rules' own normalisation functions, then
+built by the training code.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,8 +34,10 @@ from include.penguins.schemas import (
 class PenguinRequest(BaseModel):
     """One measured adult penguin, before it is weighed."""
 
+    # strict: exact JSON types (include/mlpipeline/core/request_types.py), as the schema documents them.
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "example": {
                 "penguin_id": "PAL0708-Adelie-1",
@@ -52,13 +57,9 @@ class PenguinRequest(BaseModel):
         max_length=64,
         description="Your id of the bird, returned with its estimate (e.g. PAL0708-Adelie-1).",
     )
-    species: str = Field(
-        min_length=1,
-        max_length=64,
-        description="Adelie, Chinstrap or Gentoo (any case; the source's 'Adelie Penguin (Pygoscelis adeliae)' too).",
-    )
-    island: str = Field(min_length=1, max_length=32, description="Biscoe, Dream or Torgersen (any case).")
-    sex: str | None = Field(None, max_length=16, description="male or female (any case); null or '.' if unknown.")
+    species: Literal[SPECIES] = Field(description="Species: Adelie, Chinstrap or Gentoo.")
+    island: Literal[ISLANDS] = Field(description="Island of the nest: Biscoe, Dream or Torgersen.")
+    sex: Literal[SEXES] | None = Field(None, description="male or female; null (or left out) if unknown.")
     culmen_length_mm: float = Field(
         ge=CULMEN_LENGTH_MM[0], le=CULMEN_LENGTH_MM[1], description="Bill (culmen) length, mm."
     )
@@ -98,29 +99,6 @@ def serving_frame(requests: pd.DataFrame, context: None = None) -> pd.DataFrame:
         },
         index=requests.index,
     )
-
-
-_VOCABULARIES = {"species": SPECIES, "island": ISLANDS, "sex": SEXES}
-
-
-def unknown_categories(requests: pd.DataFrame) -> pd.Series:
-    """Why a request cannot be scored: a species, island or sex outside the study's (a model trained on
-    three species would answer an Emperor penguin with a made-up number).
-
-    Args:
-        requests: The request frame (one column per :class:`PenguinRequest` field).
-
-    Returns:
-        Per row, e.g. ``"species 'Emperor' is not one of Adelie, Chinstrap, Gentoo"``, or None.
-    """
-    clean_like = serving_frame(requests)
-    reasons = np.full(len(requests), None, dtype=object)
-    for column, vocabulary in _VOCABULARIES.items():
-        values = clean_like[column]
-        wrong = (values.notna() & ~values.isin(vocabulary)).to_numpy()
-        for row in np.flatnonzero(wrong & pd.isna(reasons)):
-            reasons[row] = f"{column} {requests[column].iloc[row]!r} is not one of {', '.join(vocabulary)}"
-    return pd.Series(reasons, index=requests.index, dtype=object)
 
 
 def request_records(clean: pd.DataFrame) -> list[dict[str, Any]]:

@@ -421,7 +421,7 @@ def test_the_response_model_refuses_another_kinds_answer(
 
 
 FEEDBACK_CASES = {
-    "binary": ([0, 1], ["false", "true", "1.0", "2", '"1"', "null"]),
+    "binary": ([0, 1, "1.0"], ["false", "true", "0.5", "2", '"1"', "null"]),  # 1.0 is JSON Schema's integer 1
     "multiclass": (['"adelie"', '"gentoo"'], ['"emperor"', "1", "true", "1.5", '""']),
     "regression": (["3", "3.5", "-1e3"], ["NaN", "Infinity", '"3.5"', "true", "null"]),
 }

@@ -11,18 +11,24 @@ Run it with ``uvicorn --factory include.mlpipeline.serving.app:create_app``. End
 - ``GET /model``: the served model's lineage (version, run, data version, window, metrics, task,
   classes, threshold);
 - ``POST /admin/reload``: check the registry alias now (deploy calls it);
-- ``GET /metrics``: Prometheus metrics.
+- ``GET /metrics``: Prometheus metrics;
+- ``GET /docs`` and ``GET /redoc``: the OpenAPI docs, from files bundled in the fastapi-offline
+  package (FastAPI's default pages load them from a CDN, blank without internet).
 
 When ``MLP_API_KEY`` is set, ``/predict``, ``/feedback`` and ``/admin/*`` require it in the
-``X-API-Key`` header. Unknown categories (a carrier never seen in training) are not errors: the
-model's encoders answer them as a rare category (one-hot models) or with the overall delay rate
-(target-encoded models).
+``X-API-Key`` header. ``/openapi.json`` is the contract (:mod:`.contract`): types are strict, extra
+fields are refused at every level, every status a route answers is documented on it, and a closed
+set of categories (an origin airport, a penguin's island) is an enum there, so a value outside it is
+a 422 that lists the known ones. Open sets (a carrier or destination never seen in training) are
+answered: the model's encoders treat them as a rare category (one-hot models) or give them the
+overall rate (target-encoded models).
 
-The parts: :mod:`.middleware` (body size limit, request metrics), :mod:`.request_parsing` (a
-/predict body to checked columns), :mod:`.scoring` (one pass over concurrent requests, which
-:mod:`.batching` gathers), :mod:`.answers` (the answer of each task kind, its schema and JSON),
-:mod:`.feedback` (the outcomes /feedback takes), :mod:`.model_store` (the served models, hot
-reload) and :mod:`.prediction_log` (A/B routing, the log of every answer).
+The parts: :mod:`.middleware` (body size limit, request metrics), :mod:`.contract` (the documented
+error answers), :mod:`.request_parsing` (a /predict body to checked columns), :mod:`.scoring` (one
+pass over concurrent requests, which :mod:`.batching` gathers), :mod:`.answers` (the answer of each
+task kind, its schema and JSON), :mod:`.feedback` (the outcomes /feedback takes),
+:mod:`.model_store` (the served models, hot reload) and :mod:`.prediction_log` (A/B routing, the log
+of every answer).
 """
 
 # No `from __future__ import annotations` here: FastAPI must see the request model built at runtime.
@@ -38,24 +44,32 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Request,
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import APIKeyHeader
+from fastapi_offline import FastAPIOffline
 
 from include.mlpipeline.core.problem import ProblemSpec, load_problem
 from include.mlpipeline.core.settings import Settings, get_settings
 from include.mlpipeline.data.lake import Lake
 from include.mlpipeline.serving.answers import ScoredRequest, task_answers
 from include.mlpipeline.serving.batching import Coalescer
+from include.mlpipeline.serving.contract import ContractSchema, FeedbackAnswer, Readiness, error_responses
 from include.mlpipeline.serving.feedback import feedback_request_model, served_classes, unknown_classes
 from include.mlpipeline.serving.metrics import ServingMetrics
 from include.mlpipeline.serving.middleware import BodySizeLimit, RequestMetrics
 from include.mlpipeline.serving.model_store import LoadedModel, ModelStore
-from include.mlpipeline.serving.prediction_log import FEEDBACK, PredictionLog, now_utc
+from include.mlpipeline.serving.prediction_log import (
+    FEEDBACK,
+    REQUEST_ID_HEADER,
+    REQUEST_ID_PATTERN,
+    PredictionLog,
+    now_utc,
+)
 from include.mlpipeline.serving.request_parsing import (
     PredictBodyParser,
     invalid_request_handler,
     one_pass_json_route,
     predict_request_model,
 )
-from include.mlpipeline.serving.scoring import Scorer, ScoringJob
+from include.mlpipeline.serving.scoring import Scorer, ScoringJob, new_request_id
 from include.mlpipeline.telemetry.sentry import init_sentry
 
 API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False, description="Required when MLP_API_KEY is set.")
@@ -102,12 +116,13 @@ def create_app(settings: Settings | None = None, problem: ProblemSpec | None = N
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(int(settings.api_registry_timeout_s)))
 
     metrics = ServingMetrics()
-    app = FastAPI(
+    app = FastAPIOffline(  # a FastAPI app whose /docs and /redoc need no internet
         title=f"{problem.name} prediction API",
         description=problem.description,
         version="1.0",
         lifespan=ServingLifespan(settings, problem, registered_model_name(settings, problem)),
     )
+    app.openapi = ContractSchema(app)  # type: ignore[method-assign]  # FastAPI's documented way to change it
     app.add_middleware(BodySizeLimit, limit=settings.api_max_body_bytes)
     app.add_exception_handler(RequestValidationError, invalid_request_handler)
 
@@ -187,9 +202,18 @@ def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: Servin
             Literal["champion", "challenger"] | None,
             Header(alias=VARIANT_HEADER, description="Force a variant (deploy smoke tests; debugging)."),
         ] = None,
+        request_id: Annotated[
+            str | None,
+            Header(
+                alias=REQUEST_ID_HEADER,
+                pattern=REQUEST_ID_PATTERN,
+                description="Name the request: a request logged under this id before is answered, not logged again.",
+            ),
+        ] = None,
     ) -> Response:
         records = getattr(body, problem.request_key)
-        job = ScoringJob(bodies.columns(records), records, variant, store, prediction_log, time.perf_counter())
+        columns, started = bodies.columns(records), time.perf_counter()
+        job = ScoringJob(columns, records, variant, store, prediction_log, started, request_id or new_request_id())
         return Response(answers.encode(job.request_id, coalescer.run(job)), media_type="application/json")
 
     require_api_key = Depends(ApiKeyCheck(settings))
@@ -198,6 +222,7 @@ def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: Servin
         predict,
         methods=["POST"],
         response_model=answers.response_model(),
+        responses=error_responses((400, 401, 409, 413, 503)),
         dependencies=[require_api_key],
         route_class_override=one_pass_json_route(PredictRequest, bodies.parse),
     )
@@ -212,24 +237,33 @@ def _prediction_routes(settings: Settings, problem: ProblemSpec, metrics: Servin
         uri = Lake.from_settings(settings).append(FEEDBACK, rows["received_at"].iloc[0], rows)
         return {"accepted": len(rows), "stored": uri}
 
-    router.add_api_route("/feedback", feedback, methods=["POST"], dependencies=[require_api_key])
+    # 503 only for multiclass outcomes, which are checked against the served models' classes.
+    feedback_errors = (400, 401, 413, 503) if problem.task == "multiclass" else (400, 401, 413)
+    router.add_api_route(
+        "/feedback",
+        feedback,
+        methods=["POST"],
+        response_model=FeedbackAnswer,
+        responses=error_responses(feedback_errors),
+        dependencies=[require_api_key],
+    )
     return router
 
 
 def _operation_routes(settings: Settings, metrics: ServingMetrics) -> APIRouter:
     router = APIRouter()
 
-    @router.get("/health")
+    @router.get("/health", responses=error_responses((413,)))
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/ready")
+    @router.get("/ready", response_model=Readiness, responses={**error_responses((413,)), 503: {"model": Readiness}})
     def ready(store: StoreDep) -> JSONResponse:
         if store.current is None:
             return JSONResponse({"ready": False, "reason": store.last_error or "loading"}, status_code=503)
         return JSONResponse({"ready": True, "model_version": store.current.version})
 
-    @router.get("/model")
+    @router.get("/model", responses=error_responses((413, 503)))
     def model_info(store: StoreDep) -> dict[str, Any]:
         model = store.current
         if model is None:
@@ -244,7 +278,7 @@ def _operation_routes(settings: Settings, metrics: ServingMetrics) -> APIRouter:
             "threshold": model.threshold,
             "features": model.features,
             "loaded_at": model.loaded_at,
-            "scoring": model.scoring_summary(),
+            "scoring": store.scoring_summary(model),
             "last_registry_check": store.last_check,
             "last_registry_error": store.last_error,
             **model.lineage,
@@ -256,19 +290,19 @@ def _operation_routes(settings: Settings, metrics: ServingMetrics) -> APIRouter:
                     "classes": _classes(store.challenger),
                     "threshold": store.challenger.threshold,
                     "data_version": store.challenger.lineage.get("data_version"),
-                    "scoring": store.challenger.scoring_summary(),
+                    "scoring": store.scoring_summary(store.challenger),
                 }
                 if store.challenger
                 else None
             ),
         }
 
-    @router.post("/admin/reload", dependencies=[Depends(ApiKeyCheck(settings))])
+    @router.post("/admin/reload", dependencies=[Depends(ApiKeyCheck(settings))], responses=error_responses((401, 413)))
     def reload(store: StoreDep) -> dict[str, Any]:
         version = store.refresh()
         return {"model_version": version, "error": store.last_error}
 
-    @router.get("/metrics", response_class=PlainTextResponse)
+    @router.get("/metrics", response_class=PlainTextResponse, responses=error_responses((413,)))
     def prometheus_metrics(store: StoreDep) -> PlainTextResponse:
         metrics.set_served(
             store.current.version if store.current else None, store.challenger.version if store.challenger else None

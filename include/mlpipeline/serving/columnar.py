@@ -15,15 +15,18 @@ import datetime as dt
 import logging
 import operator
 import re
+import types
+import typing
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal, Union
 
 import numpy as np
 import pandas as pd
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
-from pydantic import BaseModel
+from pydantic import BaseModel, Strict
 
 from include.mlpipeline.core.request_frame import column_kind, column_kinds, field_values, typed_column
+from include.mlpipeline.core.request_types import WHOLE_FLOATS
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +38,15 @@ _ISO_DATETIME = re.compile(
     r"(Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)?"  # offset from UTC, if any
 )
 _BOUNDS = {Ge: ("ge", operator.ge), Gt: ("gt", operator.gt), Le: ("le", operator.le), Lt: ("lt", operator.lt)}
-_CONFIG_KEYS = {"extra", "title", "json_schema_extra"}  # model settings that do not change how values validate
+# Model settings that do not change what this accepts: it checks exact types, as strict mode does.
+_CONFIG_KEYS = {"extra", "title", "json_schema_extra", "strict"}
 _DECLINE = (TypeError, ValueError, KeyError, OverflowError)  # a value outside the subset: pydantic decides
 
 
 class _Rule:
-    """What one field accepts: its column kind, bounds, lengths, and whether it may be null."""
+    """What one field accepts: its column kind, bounds, lengths, closed set, and whether it may be null."""
 
-    __slots__ = ("bounds", "kind", "max_len", "min_len", "nullable")
+    __slots__ = ("bounds", "choices", "kind", "max_len", "min_len", "nullable")
 
     def __init__(self, kind: str, nullable: bool):
         self.kind = kind
@@ -50,16 +54,29 @@ class _Rule:
         self.bounds: list[tuple[Any, Any]] = []
         self.min_len: int | None = None
         self.max_len: int | None = None
+        self.choices: frozenset[str] | None = None  # a Literal of strings: the values it allows
+
+
+def _string_choices(annotation: Any) -> frozenset[str] | None:
+    """The values of ``Literal["a", "b", ...]`` (strings only), or None for any other annotation."""
+    if typing.get_origin(annotation) is not Literal or not all(type(v) is str for v in typing.get_args(annotation)):
+        return None
+    return frozenset(typing.get_args(annotation))
 
 
 def _rule_for(annotation: Any, metadata: Sequence[Any]) -> _Rule | None:
     """The rule for a field, or None when the field is not simple enough to check column by column."""
-    nullable = annotation == (str | None)
+    members = typing.get_args(annotation) if typing.get_origin(annotation) in (Union, types.UnionType) else ()
+    nullable = len(members) == 2 and type(None) in members
     if nullable:
+        annotation = next(member for member in members if member is not type(None))
+    choices = _string_choices(annotation)
+    if choices is not None:
         annotation = str
-    if annotation not in (int, float, bool, str, dt.datetime):
+    if annotation not in (int, float, bool, str, dt.datetime) or (nullable and annotation is not str):
         return None
     rule = _Rule(column_kind(annotation), nullable)
+    rule.choices = choices
     for constraint in metadata:
         if type(constraint) in _BOUNDS and annotation in (int, float):
             attribute, compare = _BOUNDS[type(constraint)]
@@ -68,7 +85,9 @@ def _rule_for(annotation: Any, metadata: Sequence[Any]) -> _Rule | None:
             rule.min_len = constraint.min_length
         elif isinstance(constraint, MaxLen) and annotation is str:
             rule.max_len = constraint.max_length
-        else:  # a pattern, strict mode, a multiple-of...: pydantic checks it
+        elif constraint == Strict() or (constraint is WHOLE_FLOATS and annotation is int):
+            pass  # exact types are all this checks; an Integer's 2.0 is declined, for pydantic to read
+        else:  # a pattern, a multiple-of, a validator...: pydantic checks it
             return None
     return rule
 
@@ -80,6 +99,8 @@ def _field_rules(model: type[BaseModel]) -> tuple[dict[str, _Rule], str | None]:
         return {}, "it has validators"
     if set(model.model_config) - _CONFIG_KEYS or model.model_config.get("extra") == "allow":
         return {}, f"its config sets {sorted(set(model.model_config) - _CONFIG_KEYS) or 'extra=allow'}"
+    if model.model_config.get("strict") is False:  # strict=False on the model; fields may set it too
+        return {}, "its config sets strict=False"
     rules = {}
     for name, info in model.model_fields.items():
         if info.alias or info.validation_alias:
@@ -94,9 +115,10 @@ def _field_rules(model: type[BaseModel]) -> tuple[dict[str, _Rule], str | None]:
 class ColumnarValidator:
     """Checks JSON request records column by column and returns their columns (see the module docstring).
 
-    Supported models: fields of type ``int``, ``float``, ``bool``, ``str``, ``str | None`` or
-    ``datetime`` with bounds (``ge``/``gt``/``le``/``lt``) and lengths (``min_length``/
-    ``max_length``); no validators, no aliases. For any other model :attr:`enabled` is False and
+    Supported models: fields of type ``int`` (or :data:`~include.mlpipeline.core.request_types.Integer`),
+    ``float``, ``bool``, ``str``, a ``Literal`` of strings (either may be ``| None``) or ``datetime``,
+    with bounds (``ge``/``gt``/``le``/``lt``) and lengths (``min_length``/``max_length``), in lax or
+    strict mode; no other validators, no aliases. For any other model :attr:`enabled` is False and
     :meth:`columns` always declines.
     """
 
@@ -134,6 +156,8 @@ class ColumnarValidator:
         kind = rule.kind
         if kind == "object":
             _require(types <= ({str, type(None)} if rule.nullable else {str}))
+            if rule.choices is not None:
+                _require(all(v in rule.choices for v in values if v is not None))
             if rule.min_len is not None or rule.max_len is not None:
                 strings = [v for v in values if v is not None] if rule.nullable else values
                 lengths = np.fromiter(map(len, strings), dtype="int64", count=len(strings))

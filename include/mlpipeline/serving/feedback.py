@@ -2,13 +2,15 @@
 
 An outcome is what actually happened to a record the API predicted:
 
-- ``binary``: the integer 0 or 1 (1: the positive class); ``true``, ``false`` and ``1.0`` are refused;
+- ``binary``: the integer 0 or 1 (1: the positive class; ``1.0`` is that integer, as JSON Schema
+  says); ``true``, ``false`` and ``"1"`` are refused;
 - ``multiclass``: one of the served models' classes, as the target holds them (text or integer,
   exactly: the class ``2`` is not ``"2"``); ``/model`` lists them;
 - ``regression``: a finite number.
 
-The type is checked by the body model (:func:`feedback_request_model`); a multiclass outcome's class
-is checked against the models being served (:func:`unknown_classes`), which only they know.
+The type is checked by the body model (:func:`feedback_request_model`: strict types, no extra field
+at any level); a multiclass outcome's class is checked against the models being served
+(:func:`unknown_classes`), which only they know.
 """
 
 from __future__ import annotations
@@ -18,19 +20,22 @@ from typing import Annotated, Any
 
 from fastapi import HTTPException
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field, Strict, StrictInt, StrictStr, create_model
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictInt, StrictStr, create_model
 
 from include.mlpipeline.core.problem import ProblemSpec
+from include.mlpipeline.core.request_types import Integer
 from include.mlpipeline.serving.model_store import ModelStore
 
 MAX_OUTCOMES = 10_000
+_STRICT = ConfigDict(extra="forbid", strict=True)  # what the schema documents, exactly
 
 
 def outcome_type(problem: ProblemSpec) -> tuple[Any, Any]:
     """The type of an outcome of the problem's task kind, and its field (with its description)."""
     if problem.task == "binary":
         described = f"What happened: 1 for the positive class ({problem.positive_label}), 0 for the other."
-        return Annotated[StrictInt, Field(ge=0, le=1)], Field(description=described)
+        # The bounds in the field, not around Integer: after its validator they would not reach the schema.
+        return Integer, Field(ge=0, le=1, description=described)
     if problem.task == "multiclass":
         described = "What happened: one of the served model's classes (see /model), as text or integer like the target."
         return StrictInt | Annotated[StrictStr, Field(min_length=1, max_length=200)], Field(description=described)
@@ -42,11 +47,13 @@ def feedback_request_model(problem: ProblemSpec) -> type[BaseModel]:
     """The /feedback body: ``{"outcomes": [{"id": ..., "outcome": ...}, ...]}``."""
     outcome = create_model(
         "Outcome",
+        __config__=_STRICT,
         id=(str, Field(min_length=1, max_length=200, description="Key of a predicted record (the prediction's id).")),
         outcome=outcome_type(problem),
     )
     return create_model(
         "FeedbackRequest",
+        __config__=_STRICT,
         outcomes=(list[outcome], Field(min_length=1, max_length=MAX_OUTCOMES)),  # type: ignore[valid-type]
     )
 

@@ -24,7 +24,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from include.mlpipeline.core.jsonable import json_safe
 from include.mlpipeline.core.problem import ProblemSpec
@@ -32,9 +32,12 @@ from include.mlpipeline.core.request_frame import records_columns, stack_columns
 from include.mlpipeline.core.settings import Settings
 from include.mlpipeline.serving.columnar import ColumnarValidator
 
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
 
 def predict_request_model(problem: ProblemSpec, settings: Settings) -> type[BaseModel]:
-    """The pydantic model of a /predict body: 1 to ``api_max_batch`` of the problem's request records."""
+    """The pydantic model of a /predict body: 1 to ``api_max_batch`` of the problem's request records,
+    and no other field (an unknown top-level field is refused like an unknown record field)."""
     records = (
         list[problem.request_model],  # type: ignore[name-defined]
         Field(
@@ -43,12 +46,13 @@ def predict_request_model(problem: ProblemSpec, settings: Settings) -> type[Base
             description=f"1 to {settings.api_max_batch} records to score.",
         ),
     )
-    return create_model("PredictRequest", **{problem.request_key: records})
+    return create_model("PredictRequest", __config__=_STRICT, **{problem.request_key: records})
 
 
 async def invalid_request_handler(request: Request, error: RequestValidationError) -> JSONResponse:
-    """FastAPI's own 422 answer (every bad field), made JSON-safe: the JSON parser accepts NaN and
-    Infinity, and echoing such an input back used to fail FastAPI's default handler with a 500."""
+    """FastAPI's own 422 answer (every bad field), made JSON-safe: the JSON parser accepts NaN,
+    Infinity and lone surrogates (``"\\ud800"``), and echoing such an input back used to fail
+    FastAPI's default handler with a 500."""
     return JSONResponse({"detail": json_safe(jsonable_encoder(error.errors()))}, status_code=422)
 
 
@@ -132,7 +136,9 @@ class PredictBodyParser:
             document = orjson.loads(body)
         except orjson.JSONDecodeError:
             return None
-        records = document.get(self.problem.request_key) if type(document) is dict else None
+        if type(document) is not dict or len(document) != 1:  # an extra top-level field: pydantic refuses it
+            return None
+        records = document.get(self.problem.request_key)
         if type(records) is not list or not 1 <= len(records) <= self.max_batch:
             return None
         columns = self.columnar.columns(records)
