@@ -17,7 +17,7 @@ features and request model, and point ``MLP_PROBLEM`` at your copy.
 
 from __future__ import annotations
 
-from include.flight_delay import cleaning, features, models, schemas, serving, sources
+from include.flight_delay import cleaning, features, models, request_arrays, schemas, serving, sources
 from include.mlpipeline.core.problem import ProblemSpec, Source
 
 PROBLEM = ProblemSpec(
@@ -45,6 +45,7 @@ PROBLEM = ProblemSpec(
     request_model=serving.FlightRequest,
     load_serving_context=serving.load_serving_context,
     serving_frame=serving.serving_frame,
+    request_feature_arrays=request_arrays.request_feature_arrays,
     request_checks=serving.impossible_dates,
     canary_records=serving.canary_records,
     request_records=serving.request_records,

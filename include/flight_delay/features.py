@@ -53,14 +53,19 @@ def _holidays(first_year: int, last_year: int) -> np.ndarray:
 def days_to_nearest_holiday(stamps: pd.Series) -> pd.Series:
     """Whole days between each date and the nearest US federal holiday, before or after it."""
     days = stamps.dt.normalize().values.astype("datetime64[D]")
+    return pd.Series(days_to_holiday(days), index=stamps.index, dtype="int64")
+
+
+def days_to_holiday(days: np.ndarray) -> np.ndarray:
+    """:func:`days_to_nearest_holiday` of dates (``datetime64[D]``), as int64."""
     if len(days) == 0:
-        return pd.Series([], dtype="int64", index=stamps.index)
-    holidays = _holidays(int(stamps.dt.year.min()), int(stamps.dt.year.max()))
+        return np.empty(0, dtype="int64")
+    years = days.astype("datetime64[Y]").astype("int64") + 1970
+    holidays = _holidays(int(years.min()), int(years.max()))
     position = np.searchsorted(holidays, days)
     after = holidays[np.clip(position, 0, len(holidays) - 1)]
     before = holidays[np.clip(position - 1, 0, len(holidays) - 1)]
-    distance = np.minimum(np.abs((after - days).astype(int)), np.abs((days - before).astype(int)))
-    return pd.Series(distance, index=stamps.index, dtype="int64")
+    return np.minimum(np.abs((after - days).astype(int)), np.abs((days - before).astype(int))).astype("int64")
 
 
 def build_features(clean: pd.DataFrame) -> pd.DataFrame:

@@ -215,6 +215,8 @@ def test_model_names_its_verified_scoring_form(client, example, canaries):
     assert scoring["max_difference"] <= scoring["tolerance"] == 1e-6
     assert scoring["rows_checked"] > len(canaries) + 5  # + the 5 registered validation rows + probes
     assert scoring["reason"] is None
+    features = "arrays" if example.name == "flights" else "frames"  # penguins have no request_feature_arrays
+    assert scoring["features"] == features, scoring["features_reason"]
 
 
 def test_metrics_exposed(client, example, canaries, registered_model):

@@ -88,6 +88,13 @@ class ProblemSpec:
             across fields that the request model's field types and bounds cannot state (a date that
             does not exist). Written on the frame, so it is one rule however the request was parsed.
             The frame holds the records of all requests scored in one pass, so judge each row alone.
+        request_feature_arrays: Optional ``request_feature_arrays(columns, context) -> {column: array}``:
+            what ``build_features(serving_frame(requests, context))`` gives for the key and feature
+            columns, from the request columns (one sequence per request field, as the API's body
+            parser gives them) without building frames: the API's fast path, a few pandas calls of
+            fixed cost less per request. The API uses it only if it gives the frame path's values on
+            the canary records (checked when the service loads); test it against the frame path on
+            many request records, as tests/unit/test_feature_arrays.py does for the flights.
         canary_records: ``() -> list of request dicts`` used by deploy to smoke-test the live API.
         request_key: JSON key of the list of records in a /predict body (``{"<key>": [...]}``).
         positive_label / negative_label: Human names of the two classes in API answers (binary).
@@ -146,6 +153,7 @@ class ProblemSpec:
     snapshot: bool = False
     split: Split = field(default_factory=Split)
     request_records: Callable[[pd.DataFrame], list[dict[str, Any]]] | None = None
+    request_feature_arrays: Callable[[Mapping[str, Any], Any], Mapping[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASK_KINDS:

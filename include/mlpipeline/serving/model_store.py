@@ -24,6 +24,7 @@ import pandas as pd
 from include.mlpipeline.core.problem import ProblemSpec
 from include.mlpipeline.core.settings import Settings
 from include.mlpipeline.ml.task_kinds import TaskKind, task_kind
+from include.mlpipeline.serving.feature_arrays import FeaturePath, check_feature_arrays
 
 log = logging.getLogger(__name__)
 YOUNG_GENERATION_THRESHOLD = 50_000  # see freeze_long_lived_objects
@@ -129,9 +130,20 @@ class ModelStore:
         self.challenger: LoadedModel | None = None
         self.last_error: str | None = None
         self.last_check: str | None = None
+        self.feature_path: FeaturePath | None = None  # checked at the first warm-up (feature_arrays.py)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def scoring_summary(self, model: LoadedModel) -> dict[str, Any]:
+        """How ``model`` answers (``scoring`` on /model): its form, the check that chose it, and how
+        request features are built (``features``: ``arrays`` or ``frames``, :mod:`.feature_arrays`)."""
+        path = self.feature_path
+        return {
+            **model.scoring_summary(),
+            "features": path.name if path else None,
+            "features_reason": path.reason if path else "not checked yet",
+        }
 
     # reading the registry ----------------------------------------------------------------------
     def _client(self):
@@ -195,6 +207,9 @@ class ModelStore:
         from include.mlpipeline.serving.compiled_model import choose_form
 
         records = self.problem.canary_records()
+        if self.feature_path is None:
+            self.feature_path = check_feature_arrays(self.problem, self.context, records)
+            log.info("request features are built on %s%s", self.feature_path.name, _because(self.feature_path.reason))
         features = self.problem.request_features(records, self.context)
         rows = features[model.features]
         if isinstance(model.example, pd.DataFrame) and set(model.features) <= set(model.example.columns):
@@ -202,8 +217,7 @@ class ModelStore:
         form = choose_form(model.pipeline, model.kind, rows)
         log.info(
             "model %s version %s is served as %s (largest difference from the pipeline %s on %d rows)%s",
-            model.name, model.version, form.form, form.max_difference, form.rows_checked,
-            f": {form.reason}" if form.reason else "",
+            model.name, model.version, form.form, form.max_difference, form.rows_checked, _because(form.reason),
         )  # fmt: skip
         warmed = dataclasses.replace(model, scoring=form)
         warmed.predict(features)
@@ -307,6 +321,10 @@ def model_classes(version: str, task: str, registered: Any, pipeline: Any) -> tu
             f"probability columns are {fitted}; register the model again with its pipeline's classes_"
         )
     return tuple(registered)
+
+
+def _because(reason: str | None) -> str:
+    return f": {reason}" if reason else ""
 
 
 def registered_example(local: str) -> pd.DataFrame | None:

@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from include.mlpipeline.core.problem import ProblemSpec
 from include.mlpipeline.core.settings import Settings
 from include.mlpipeline.serving.answers import ScoredRequest, TaskAnswers, task_answers
+from include.mlpipeline.serving.feature_arrays import FeatureColumns, feature_frame, request_columns, take_rows
 from include.mlpipeline.serving.metrics import ServingMetrics
 from include.mlpipeline.serving.model_store import LoadedModel, ModelStore
 from include.mlpipeline.serving.prediction_log import (
@@ -59,7 +60,7 @@ class ScoringJob:
 
 
 def predict_by_variant(
-    frame: pd.DataFrame,
+    frame: FeatureColumns,
     variants: np.ndarray,
     champion: LoadedModel,
     challenger: LoadedModel | None,
@@ -67,13 +68,13 @@ def predict_by_variant(
 ) -> tuple[dict[str, np.ndarray], np.ndarray, list[tuple[str, str, dict[str, int]]]]:
     """Each row answered by its variant's model (one call per variant): the answer columns and the
     model version per row, and (variant, version, label counts) for each variant that answered any."""
-    parts, versions, served = [], np.empty(len(frame), dtype=object), []
+    parts, versions, served = [], np.empty(len(variants), dtype=object), []
     for name, model in ((CHAMPION, champion), (CHALLENGER, challenger)):
         rows = variants == name
         if model is None or not rows.any():
             continue
-        # All rows to one variant is the usual case: then no copy of the frame is made for it.
-        columns = answers.columns(model, model.predict(frame if rows.all() else frame.loc[rows]))
+        # All rows to one variant is the usual case: then no copy of the features is made for it.
+        columns = answers.columns(model, model.predict(frame if rows.all() else take_rows(frame, rows)))
         parts.append((rows, columns))
         versions[rows] = model.version
         served.append((name, model.version, answers.label_counts(columns)))
@@ -81,7 +82,7 @@ def predict_by_variant(
         return parts[0][1], versions, served
     merged = {}
     for column, values in parts[0][1].items():
-        merged[column] = np.empty(len(frame), dtype=object if values.dtype.kind in "OUS" else values.dtype)
+        merged[column] = np.empty(len(variants), dtype=object if values.dtype.kind in "OUS" else values.dtype)
         for rows, columns in parts:
             merged[column][rows] = columns[column]
     return merged, versions, served
@@ -112,14 +113,13 @@ class Scorer:
         """Score checked requests (their frame, in order) in one pass (features, A/B split, models, log)."""
         store = jobs[0].store
         champion, challenger = self._served_models(store, jobs)
-        frame = self._features(requests, store.context)
+        frame = self._features(jobs, requests, store)
         bounds = np.cumsum([0, *(job.record_count() for job in jobs)])
-        keys = frame[self.key_column].astype(str)
-        variants = self._variants(jobs, bounds, list(keys), challenger)
+        keys_array = np.asarray(frame[self.key_column]).astype(str).astype(object)
+        variants = self._variants(jobs, bounds, keys_array.tolist(), challenger)
         columns, versions, served = predict_by_variant(frame, variants, champion, challenger, self.answers)
         for name, version, label_counts in served:
             self.metrics.observe_predictions(name, version, label_counts)
-        keys_array = keys.to_numpy()
         variants, versions = variants.astype(str), versions.astype(str)
         logged = {"id": keys_array, "variant": variants, "model_version": versions, **columns}
         self._log_pass(jobs, np.diff(bounds), logged, frame)
@@ -145,10 +145,17 @@ class Scorer:
             raise HTTPException(status_code=409, detail="no challenger is being served (A/B testing is off)")
         return champion, challenger
 
-    def _features(self, requests: pd.DataFrame, context: Any) -> pd.DataFrame:
-        frame = self.problem.build_features(self.problem.serving_frame(requests, context))
-        if len(frame) != len(requests):
-            raise RuntimeError(f"feature code returned {len(frame)} rows for {len(requests)} records")
+    def _features(self, jobs: Sequence[ScoringJob], requests: pd.DataFrame, store: ModelStore) -> FeatureColumns:
+        """The pass's feature rows: on arrays when the store checked the problem's fast path, else frames."""
+        problem = self.problem
+        if store.feature_path is not None and store.feature_path.arrays:
+            columns = request_columns([job.columns for job in jobs], requests)
+            frame = problem.request_feature_arrays(columns, store.context)
+        else:
+            frame = problem.build_features(problem.serving_frame(requests, store.context))
+        rows = len(frame[self.key_column])
+        if rows != len(requests):
+            raise RuntimeError(f"feature code returned {rows} rows for {len(requests)} records")
         return frame
 
     def _variants(
@@ -162,7 +169,7 @@ class Scorer:
         return variants
 
     def _log_pass(
-        self, jobs: Sequence[ScoringJob], counts: np.ndarray, answers: dict[str, np.ndarray], frame: pd.DataFrame
+        self, jobs: Sequence[ScoringJob], counts: np.ndarray, answers: dict[str, np.ndarray], frame: FeatureColumns
     ) -> None:
         """Hand the pass's answers (one array per column, ``counts`` records per job) and features to the
         prediction log as they are: it builds the rows, in its own schema, at flush time."""
@@ -172,4 +179,5 @@ class Scorer:
             **answers,
             "latency_ms": np.repeat([(now - job.started) * 1000 for job in jobs], counts),
         }
-        jobs[0].prediction_log.record(ScoredBatch(now_utc(), columns, frame, tuple(self.problem.feature_columns)))
+        features = feature_frame(frame, self.problem.feature_columns)
+        jobs[0].prediction_log.record(ScoredBatch(now_utc(), columns, features, tuple(self.problem.feature_columns)))
