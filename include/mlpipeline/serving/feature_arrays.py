@@ -95,10 +95,3 @@ def take_rows(features: FeatureColumns, rows: np.ndarray) -> FeatureColumns:
     if isinstance(features, pd.DataFrame):
         return features.loc[rows]
     return {name: np.asarray(values)[rows] for name, values in features.items()}
-
-
-def feature_frame(features: FeatureColumns, columns: Sequence[str]) -> pd.DataFrame:
-    """``columns`` of ``features`` as a frame (what the prediction log keeps)."""
-    if isinstance(features, pd.DataFrame):
-        return features
-    return pd.DataFrame({name: features[name] for name in columns}, copy=False)

@@ -25,7 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from include.mlpipeline.core.problem import ProblemSpec
 from include.mlpipeline.core.settings import Settings
 from include.mlpipeline.serving.answers import ScoredRequest, TaskAnswers, task_answers
-from include.mlpipeline.serving.feature_arrays import FeatureColumns, feature_frame, request_columns, take_rows
+from include.mlpipeline.serving.feature_arrays import FeatureColumns, request_columns, take_rows
 from include.mlpipeline.serving.metrics import ServingMetrics
 from include.mlpipeline.serving.model_store import LoadedModel, ModelStore
 from include.mlpipeline.serving.prediction_log import (
@@ -179,5 +179,4 @@ class Scorer:
             **answers,
             "latency_ms": np.repeat([(now - job.started) * 1000 for job in jobs], counts),
         }
-        features = feature_frame(frame, self.problem.feature_columns)
-        jobs[0].prediction_log.record(ScoredBatch(now_utc(), columns, features, tuple(self.problem.feature_columns)))
+        jobs[0].prediction_log.record(ScoredBatch(now_utc(), columns, frame, tuple(self.problem.feature_columns)))
