@@ -5,7 +5,7 @@ documents, and the schema of its headers.
 (schemathesis' ``status_code_conformance`` check holds the API to that, tests/serving/test_fuzz.py).
 Besides a route's own success and FastAPI's 422 (an invalid body, header or parameter), they are:
 
-- 400: a body that is not text (bytes that are not UTF-8, which FastAPI cannot parse as JSON);
+- 400: a body FastAPI cannot parse (bytes that are not UTF-8, JSON nested too deep);
 - 401: without the right ``X-API-Key``, when ``MLP_API_KEY`` is set;
 - 409: a forced variant (``X-Model-Variant: challenger``) that is not being served;
 - 413: a body over ``MLP_API_MAX_BODY_BYTES``, on any route (the middleware reads every body);
@@ -54,7 +54,7 @@ class FeedbackAnswer(BaseModel):
 
 
 _STATUSES = {
-    400: "The body is not text (bytes that are not UTF-8).",
+    400: "The body cannot be parsed: bytes that are not UTF-8, or JSON nested too deep.",
     401: "Missing or wrong X-API-Key (MLP_API_KEY is set).",
     409: "X-Model-Variant forces a variant that is not being served (A/B testing is off).",
     413: "The body is over MLP_API_MAX_BODY_BYTES.",
