@@ -71,14 +71,17 @@ def fitted(name: str, candidate: str) -> tuple[ProblemSpec, object, pd.DataFrame
 
 
 def awkward(problem: ProblemSpec, rows: pd.DataFrame) -> pd.DataFrame:
-    """Held-out rows, then the same rows with unseen categories and with every number missing."""
+    """Held-out rows, then the same rows with unseen categories, missing categories (None) and every
+    number missing."""
     unseen = rows.head(20).copy()
     for column in problem.categorical_features:
         unseen[column] = [f"never-seen-{i}" for i in range(len(unseen))]
+    no_category = rows.head(5).astype({column: object for column in problem.categorical_features})
+    no_category.loc[:, list(problem.categorical_features)] = None
     missing = rows.head(20).copy()
     for column in problem.numeric_features:
         missing[column] = np.nan
-    return pd.concat([rows, unseen, missing], ignore_index=True)
+    return pd.concat([rows, unseen, no_category, missing], ignore_index=True)
 
 
 CASES = [(name, candidate) for name, problem in PROBLEMS.items() for candidate in problem_candidates(problem)]

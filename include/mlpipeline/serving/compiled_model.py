@@ -70,7 +70,14 @@ class CategoryTable:
     def encode(self, values: Sequence[Any]) -> np.ndarray:
         unknown = len(self.outputs) - 1
         get = self.rows.get
-        return self.outputs[[get(_key(value), unknown) for value in values]]
+        found = [get(value, unknown) for value in values]  # plain values are their own keys
+        missing = self.rows.get(_MISSING)
+        if missing is not None and unknown in found:  # None or NaN, when the encoder knows a missing category
+            found = [
+                missing if row == unknown and _key(value) is _MISSING else row
+                for row, value in zip(found, values, strict=True)
+            ]
+        return self.outputs[found]
 
     def known_values(self) -> list[Any]:
         return [np.nan if key is _MISSING else key for key in self.rows]
