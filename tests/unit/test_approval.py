@@ -260,3 +260,14 @@ def test_slack_says_a_version_was_rejected_and_the_champion_stays(decision: Appr
     assert message.text == f"{start} v2 stays champion; v3 is tagged rejected in the registry."
     if decision.reason:
         assert message.blocks[-1]["text"]["text"] == "*Why:* worse &lt;on&gt; Adelie"
+
+
+@pytest.mark.parametrize("policy", ["reject", "approve"])
+def test_a_request_asked_again_rejects_when_unanswered(policy: str) -> None:
+    """A retry asks again and the earlier answer may be lost: the approve policy must not overrule it."""
+    settings = Settings(deploy_approval_timeout_min=90, deploy_approval_on_timeout=policy)
+    request = build_request("3", None, model_name="m", metric="r2", champion="2", settings=settings, asked_before=True)
+
+    assert request.on_timeout == "reject"
+    assert "- asked again: an answer to the earlier request, if any, was lost" in request.markdown()
+    assert "No answer within 1 h 30 min: **reject**" in request.markdown()

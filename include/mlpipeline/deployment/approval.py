@@ -200,6 +200,7 @@ def build_request(
     champion_tags: Mapping[str, str] | None = None,
     card: Mapping[str, str] | None = None,
     settings: Settings | None = None,
+    asked_before: bool = False,
 ) -> ApprovalRequest:
     """The request for ``version``, from its ``approved_model`` event extra (None: a manual deploy).
 
@@ -213,6 +214,8 @@ def build_request(
         candidate_tags: The candidate version's registry tags; champion_tags: the champion's.
         card: ``uri`` (and ``url``) of the candidate's model card (None: none logged).
         settings: For the timeout and its policy.
+        asked_before: This is a retry of a request that may have been answered (the answer is lost):
+            then no answer rejects, whatever the policy.
 
     Returns:
         The request; the gate's scores when the event has them, else the registry's.
@@ -236,6 +239,8 @@ def build_request(
     if data_version:
         details.append(f"data version: {data_version}")
     details += _earlier(tags)
+    if asked_before:
+        details.append("asked again: an answer to the earlier request, if any, was lost; no answer now rejects")
     candidate_score, champion_score, baseline_score = (_float(value) for value in scores)
     return ApprovalRequest(
         model_name=str(approved.get("model_name") or model_name),
@@ -253,12 +258,12 @@ def build_request(
         card_uri=(card or {}).get("uri"),
         card_url=(card or {}).get("url"),
         timeout_min=settings.deploy_approval_timeout_min,
-        on_timeout=settings.deploy_approval_on_timeout,
+        on_timeout="reject" if asked_before else settings.deploy_approval_on_timeout,
     )
 
 
 def gather_request(
-    version: str, approved: Mapping[str, Any] | None, settings: Settings | None = None
+    version: str, approved: Mapping[str, Any] | None, settings: Settings | None = None, *, asked_before: bool = False
 ) -> ApprovalRequest:
     """:func:`build_request` with what the registry knows: the champion, both versions' tags, the model card.
 
@@ -286,6 +291,7 @@ def gather_request(
         champion_tags=registry.version_tags(champion, name) if champion and champion != str(version) else {},
         card=registry.model_card_location(run_id) if run_id else None,
         settings=settings,
+        asked_before=asked_before,
     )
 
 

@@ -43,6 +43,7 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import HITLBranchOperator
 from airflow.sdk import Param
+from airflow.sdk.bases.xcom import BaseXCom
 from airflow.sdk.definitions.param import ParamsDict
 
 from include.mlpipeline.core.settings import Settings, get_settings
@@ -98,6 +99,13 @@ class DeployApproval(HITLBranchOperator):
     The subject and body are the version's own (:meth:`execute`); the form has one optional field,
     ``reason``. The task's result (XCom) is the
     :class:`~include.mlpipeline.deployment.approval.ApprovalDecision` as a dict.
+
+    A retry asks again, and Airflow drops the earlier try's answer when it does; a worker cannot read
+    it back (in 3.3 only the triggerer may fetch a response). An answered try can be retried: with
+    Airflow 3.3.2 an answer that lands before the scheduler has processed the executor's report of
+    the task parking (seconds on a busy machine) makes the scheduler see "state changed externally"
+    and retry the task. So a request asked again rejects when nobody answers, whatever
+    ``MLP_DEPLOY_APPROVAL_ON_TIMEOUT`` says: the timeout policy must not overrule a lost rejection.
     """
 
     template_fields = (*HITLBranchOperator.template_fields, "version")
@@ -124,7 +132,11 @@ class DeployApproval(HITLBranchOperator):
         from include.mlpipeline.deployment.approval import gather_request
 
         version = str(self.version)
-        self.approval_request = gather_request(version, approved_extra(context, version))
+        asked_before = (getattr(context["ti"], "try_number", 1) or 1) > 1
+        if asked_before:  # an answer to the earlier try may be lost (class doc): no answer now rejects
+            log.warning("asking again: the answer to an earlier try, if any, is gone; no answer rejects")
+            self.defaults = [REJECT]
+        self.approval_request = gather_request(version, approved_extra(context, version), asked_before=asked_before)
         self.subject, self.body = self.approval_request.subject, self.approval_request.markdown()
         log.info("asking for approval: %s\n%s", self.subject, self.body)
         return super().execute(context)
@@ -132,7 +144,6 @@ class DeployApproval(HITLBranchOperator):
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         from include.mlpipeline.deployment.approval import decide
 
-        super().execute_complete(context, event)  # validates the answer and skips the branch not taken
         decision = decide(
             event["chosen_options"],
             event.get("responded_by_user"),
@@ -141,6 +152,10 @@ class DeployApproval(HITLBranchOperator):
             responded_at=event.get("responded_at"),
         )
         log.info("version %s %s", self.version, decision.describe())
+        # Pushed here: skipping the branch not taken ends the task with an exception (DownstreamTasksSkipped),
+        # after which Airflow pushes no return value.
+        context["ti"].xcom_push(key=BaseXCom.XCOM_RETURN_KEY, value=decision.to_dict())
+        super().execute_complete(context, event)  # validates the answer and skips the branch not taken
         return decision.to_dict()
 
 
