@@ -5,6 +5,9 @@ Scheduled on **clean_data**. In the replay nobody calls the prediction API, so t
 callers: it posts every record of each newly published day to `/predict` (only the fields a
 request may carry, so no outcome leaks in). The API logs the predictions, which the `ab_test` DAG
 and monitoring read. Leave it paused in production, where real callers do this.
+
+A retry adds no prediction twice: each batch's request id comes from the run, the day and the
+batch, and the API logs a request id once.
 """
 
 from __future__ import annotations
@@ -28,10 +31,13 @@ def traffic_replay():
     def send_traffic() -> dict:
         from include.mlpipeline.deployment import traffic
 
-        days = partitions_of(get_current_context()["triggering_asset_events"][CLEAN_DATA])
+        context = get_current_context()
+        days = partitions_of(context["triggering_asset_events"][CLEAN_DATA])
         if not days:
             raise AirflowSkipException("no partitions in the triggering events")
-        return traffic.replay_days(days[-7:])  # the newest week at most: older days are not "live"
+        # The newest week at most (older days are not "live"); a retry of this run posts the same
+        # request ids, which the API logs once.
+        return traffic.replay_days(days[-7:], run_id=context["run_id"])
 
     send_traffic()
 

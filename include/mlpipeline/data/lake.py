@@ -246,8 +246,11 @@ class Lake:
         self.fs.mv(staged, f"{base}/{name}")
         return self.uri(f"{base}/{name}")
 
-    def read_appended(self, dataset: str, days: Iterable[dt.date | str]) -> pd.DataFrame:
-        """Every file of an append-only dataset for ``days`` (empty frame if there are none)."""
+    def read_appended(
+        self, dataset: str, days: Iterable[dt.date | str], columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Every file of an append-only dataset for ``days`` (empty frame if there are none); only
+        ``columns`` if given."""
         frames = []
         for day in sorted({as_day(d) for d in days}):
             base = self.partition_path(dataset, day)
@@ -258,8 +261,8 @@ class Lake:
             for path in names:
                 if path.rsplit("/", 1)[-1].startswith("part-") and path.endswith(".parquet"):
                     with self.fs.open(path, "rb") as handle:
-                        frames.append(pd.read_parquet(handle))
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+                        frames.append(pd.read_parquet(handle, columns=columns))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
     def delete(self, dataset: str, day: dt.date | str) -> None:
         path = self.partition_path(dataset, day)

@@ -15,6 +15,12 @@ so logging never slows a request down. A scoring pass hands over its arrays as t
 (:class:`ScoredBatch`); the log rows, and the features hash, are built for all passes of a flush at
 once in the flush thread, since building them cost a pass about as much as its model did, whatever
 its size. Outcomes posted to ``/feedback`` go to ``feedback/``.
+
+Idempotent logging: a caller may name its request (``X-Request-Id``, :data:`REQUEST_ID_PATTERN`),
+and a request the log has already logged under that id is answered again but not logged again,
+so a retry adds no prediction twice (the traffic replay names each batch by its Airflow run, see
+``deployment/traffic.py``). The log remembers the newest :data:`REMEMBERED_REQUESTS` ids it wrote;
+what it wrote before the API last started is in the lake, where the replay looks itself.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import datetime as dt
 import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +43,11 @@ log = logging.getLogger(__name__)
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
 CHAMPION, CHALLENGER = "champion", "challenger"
+REQUEST_ID_HEADER = "X-Request-Id"
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
+"""A caller's request id: 1 to 128 letters, digits and ``._:-``, not starting with punctuation."""
+REMEMBERED_REQUESTS = 100_000
+"""Request ids the log remembers, newest first, to skip a repeat (a retry comes within minutes)."""
 
 
 def bucket(key: str) -> float:
@@ -163,7 +175,9 @@ class PredictionLog:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._logged: OrderedDict[str, None] = OrderedDict()  # request ids written, oldest first
         self.flushed_rows = 0
+        self.repeated_rows = 0  # rows of requests logged before, left out
         self.last_error: str | None = None
 
     def record(self, records: pd.DataFrame | ScoredBatch) -> None:
@@ -181,7 +195,11 @@ class PredictionLog:
         if not pending:
             return 0
         try:
-            frame = _log_rows(pending)
+            unlogged, written_ids, repeated = self._first_answers(pending)
+            if not unlogged:
+                self.repeated_rows += repeated
+                return 0
+            frame = _log_rows(unlogged)
             if self._lake is None:
                 self._lake = self._lake_factory()
             first, last = frame["ts"].min(), frame["ts"].max()
@@ -197,8 +215,39 @@ class PredictionLog:
                 self._pending[:0] = pending
             return 0
         self.flushed_rows += len(frame)
+        self.repeated_rows += repeated
         self.last_error = None
+        self._remember(written_ids)
         return len(frame)
+
+    def _first_answers(self, pending: Sequence[pd.DataFrame | ScoredBatch]) -> tuple[list, list[str], int]:
+        """The queued records without the requests logged before (in an earlier flush or earlier in
+        ``pending``), the request ids they log (remembered once written, :meth:`_remember`) and the
+        number of records left out."""
+        kept: list[pd.DataFrame | ScoredBatch] = []
+        written: list[str] = []
+        seen: set[str] = set()
+        repeated = 0
+        for records in pending:
+            ids = _request_ids(records)
+            if ids is None:  # rows without a request id: nothing to repeat
+                kept.append(records)
+                continue
+            mask, fresh = _first_requests(ids, seen, self._logged)
+            seen.update(fresh)
+            written.extend(fresh)
+            if mask is None:
+                kept.append(records)
+            elif mask.any():
+                kept.append(_rows_where(records, mask))
+            repeated += 0 if mask is None else len(ids) - int(mask.sum())
+        return kept, written, repeated
+
+    def _remember(self, request_ids: Sequence[str]) -> None:
+        for request in request_ids:
+            self._logged[request] = None
+        while len(self._logged) > REMEMBERED_REQUESTS:
+            self._logged.popitem(last=False)
 
     def start(self) -> None:
         def loop() -> None:
@@ -213,6 +262,39 @@ class PredictionLog:
         if self._thread:
             self._thread.join(timeout=10)
         self.flush()
+
+
+def _request_ids(records: pd.DataFrame | ScoredBatch) -> np.ndarray | None:
+    """The request id of each queued record, or None when they have none."""
+    if isinstance(records, ScoredBatch):
+        ids = records.columns.get("request_id")
+    else:
+        ids = records["request_id"].to_numpy() if "request_id" in records.columns else None
+    return None if ids is None else np.asarray(ids)
+
+
+def _first_requests(ids: np.ndarray, *logged: set[str] | OrderedDict[str, None]) -> tuple[np.ndarray | None, list[str]]:
+    """Which records to log: a request is a run of equal ids, and the first run of each id is logged
+    unless an id of ``logged`` holds it. Returns the mask (None: every record) and the ids it logs."""
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    fresh: dict[str, None] = {}
+    keep = np.zeros(len(starts), dtype=bool)
+    for index, request in enumerate(ids[starts].tolist()):
+        if request not in fresh and not any(request in known for known in logged):
+            fresh[request] = None
+            keep[index] = True
+    if keep.all():
+        return None, list(fresh)
+    return np.repeat(keep, np.diff(np.r_[starts, len(ids)])), list(fresh)
+
+
+def _rows_where(records: pd.DataFrame | ScoredBatch, mask: np.ndarray) -> pd.DataFrame | ScoredBatch:
+    """The queued records where ``mask`` holds."""
+    if isinstance(records, pd.DataFrame):
+        return records[mask].reset_index(drop=True)
+    rows = np.flatnonzero(mask)
+    columns = {name: np.asarray(values)[rows] for name, values in records.columns.items()}
+    return ScoredBatch(records.ts, columns, records.feature_frame().iloc[rows], records.feature_columns)
 
 
 def _log_rows(pending: Sequence[pd.DataFrame | ScoredBatch]) -> pd.DataFrame:
