@@ -1,8 +1,9 @@
-"""The served pipeline compiled to array code (include/mlpipeline/serving/compiled_model.py): for every
-candidate family of both shipped examples (flights: binary; penguins: regression) and of a multiclass
-toy (the penguin's species), fitted on real rows, the compiled answers equal the pipeline's own
-``predict_proba``/``predict`` to 1e-6 on held-out rows, unknown categories and missing values; the
-store's choice falls back to the pipeline whenever the compiled form cannot be built or differs."""
+"""The served pipeline compiled to array code (include/mlpipeline/serving/compiled_model.py) and the
+choice of the form that answers (scoring_form.py): for every candidate family of both shipped
+examples (flights: binary; penguins: regression) and of a multiclass toy (the penguin's species),
+fitted on real rows, the compiled answers equal the pipeline's own ``predict_proba``/``predict`` to
+1e-6 on held-out rows, unknown and missing categories and missing numbers; the store's choice falls
+back to the pipeline whenever the compiled form cannot be built or differs."""
 
 from __future__ import annotations
 
@@ -22,15 +23,10 @@ from include.flight_delay import sources as flight_sources
 from include.mlpipeline.core.problem import ProblemSpec
 from include.mlpipeline.ml.candidates import problem_candidates
 from include.mlpipeline.ml.task_kinds import task_kind
-from include.mlpipeline.serving import compiled_model
-from include.mlpipeline.serving.compiled_model import (
-    PIPELINE,
-    TOLERANCE,
-    UnsupportedPipelineError,
-    choose_form,
-    compile_pipeline,
-)
+from include.mlpipeline.serving import compiled_model, scoring_form
+from include.mlpipeline.serving.compiled_model import UnsupportedPipelineError, compile_pipeline
 from include.mlpipeline.serving.model_store import LoadedModel
+from include.mlpipeline.serving.scoring_form import PIPELINE, TOLERANCE, choose_form
 from include.penguins import PROBLEM as PENGUINS
 from include.penguins import cleaning as penguin_cleaning
 from include.penguins import sources as penguin_sources
@@ -97,6 +93,8 @@ def test_the_compiled_form_answers_as_the_pipeline_itself(name: str, candidate: 
     expected = kind.predict(pipeline, rows)
 
     assert form.compiled is not None, form.reason
+    linear = candidate in ("logistic_regression", "ridge")
+    assert form.form == ("arrays, estimator linear folded into the encodings" if linear else form.form)
     assert form.form.startswith("arrays")
     assert form.max_difference <= TOLERANCE
     assert form.rows_checked > 5  # the probes too: every known category, unknown ones, missing numbers
@@ -149,12 +147,14 @@ def test_a_compiled_form_that_differs_from_the_pipeline_is_not_served(monkeypatc
     honest = compiled_model.compile_pipeline
 
     def off_by_a_little(pipeline: object, classifier: bool) -> compiled_model.CompiledPipeline:
-        """The honest compiled form with one category's one-hot code moved by 1e-3 (a fault)."""
+        """The honest compiled form with one species' share of the decision moved by 1e-3 (a fault)."""
         compiled = honest(pipeline, classifier)
-        compiled.categorical[1][0].outputs[0, 0] += 1e-3
+        table, sums = compiled.fold.tables[0]
+        assert table.column == "species"
+        sums[0] += 1e-3
         return compiled
 
-    monkeypatch.setattr(compiled_model, "compile_pipeline", off_by_a_little)
+    monkeypatch.setattr(scoring_form, "compile_pipeline", off_by_a_little)
 
     form = choose_form(pipeline, task_kind(problem.task), held_out.head(5))
 

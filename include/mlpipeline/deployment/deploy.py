@@ -31,7 +31,7 @@ from include.mlpipeline.telemetry import pipeline_metrics
 log = logging.getLogger(__name__)
 
 # The API serves a model as verified array code when it answers as the pipeline does to 1e-6
-# (serving/compiled_model.py, TOLERANCE), so the smoke test holds the live answers to the same bound.
+# (serving/scoring_form.py, TOLERANCE), so the smoke test holds the live answers to the same bound.
 PREDICTION_TOLERANCE = 1e-6
 
 

@@ -1,30 +1,29 @@
-"""A served pipeline compiled to array code when it loads, and verified against the pipeline itself.
+"""A served pipeline compiled to array code when it loads.
 
 A scikit-learn ``Pipeline`` of a ``ColumnTransformer`` and an estimator, called on a one-row frame,
 spends nearly all its time outside the model's arithmetic: column selection from a frame, input
 checks and conversions in every step, output containers. :func:`compile_pipeline` turns the
 fitted steps into plain array code once, from their fitted state:
 
-- categorical encoders (``OneHotEncoder``, ``TargetEncoder``, or any encoder whose output for a
-  column depends on that column's value alone) become one lookup table per column, built by asking
-  the fitted encoder itself for the output of every category it knows and of an unknown one, so
-  infrequent-category pooling, unknown handling and target encodings are the encoder's own;
+- categorical encoders (``OneHotEncoder``, ``TargetEncoder``) become one lookup table per column,
+  built by asking the fitted encoder itself for the output of every category it knows and of an
+  unknown one, so infrequent-category pooling, unknown handling and target encodings are its own;
 - numeric steps (``SimpleImputer`` with or without missing indicators, ``StandardScaler``,
   ``FunctionTransformer``, ``"passthrough"``) run their fitted arithmetic on a float64 matrix;
-- linear estimators (logistic regression, ridge, linear regression) and the dummy baselines are a
-  dot product or a constant; any other estimator (boosting, forests) is scikit-learn's own
-  ``predict_proba``/``predict`` on the preprocessed array.
+- a linear estimator (logistic regression, ridge, linear regression) is folded into the lookup
+  tables (:class:`LinearFold`), a dummy baseline is a constant, and any other estimator (boosting,
+  forests) runs its own ``predict_proba``/``predict`` on the preprocessed array.
 
-Anything else (another step type, a sparse output) raises :class:`UnsupportedPipelineError`, and
-the caller serves the pipeline as it is. ONNX Runtime was tried first (skl2onnx 1.20 with onnxruntime
-1.31): it converted none of the library's four families (imputers with missing indicators,
-``TargetEncoder``, ``FunctionTransformer(np.clip)`` and double-precision imputers are unsupported), so
-the compiled form is this array code. :func:`max_difference` is the check the model store runs
-before it serves the compiled form (:mod:`.model_store`).
+Anything else (another step type, a sparse output) raises :class:`UnsupportedPipelineError`. ONNX
+Runtime was tried first (skl2onnx 1.20, onnxruntime 1.31): it converted none of the library's four
+families (imputers with missing indicators, ``TargetEncoder``, ``FunctionTransformer(np.clip)`` and
+double-precision imputers are unsupported). The model store serves a compiled form only once
+:mod:`.scoring_form` has checked its answers against the pipeline's own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,11 +39,8 @@ from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler, TargetEncoder
 
-from include.mlpipeline.ml.task_kinds import TaskKind
-
 ARRAYS = "arrays"  # the compiled form's name on /model
-PIPELINE = "pipeline"  # the fallback: scikit-learn's pipeline on a frame
-_UNKNOWN = "\x00unseen category"  # a value no encoder was fitted on: asks it for its unknown answer
+UNKNOWN = "\x00unseen category"  # a value no encoder was fitted on: asks it for its unknown answer
 _MISSING = object()  # the lookup key of a missing category (None or NaN)
 
 
@@ -68,6 +64,10 @@ class CategoryTable:
     outputs: np.ndarray  # (known values + 1, width); the last row answers an unknown value
 
     def encode(self, values: Sequence[Any]) -> np.ndarray:
+        return self.outputs[self.indices(values)]
+
+    def indices(self, values: Sequence[Any]) -> list[int]:
+        """The row of :attr:`outputs` of each value."""
         unknown = len(self.outputs) - 1
         get = self.rows.get
         found = [get(value, unknown) for value in values]  # plain values are their own keys
@@ -77,7 +77,7 @@ class CategoryTable:
                 missing if row == unknown and _key(value) is _MISSING else row
                 for row, value in zip(found, values, strict=True)
             ]
-        return self.outputs[found]
+        return found
 
     def known_values(self) -> list[Any]:
         return [np.nan if key is _MISSING else key for key in self.rows]
@@ -91,7 +91,7 @@ def _category_tables(encoder: Any, columns: list[str]) -> list[CategoryTable]:
         raise UnsupportedPipelineError(f"categorical step {type(encoder).__name__}")
     if isinstance(encoder, OneHotEncoder) and encoder.handle_unknown == "error":
         raise UnsupportedPipelineError("a OneHotEncoder that refuses unknown categories")
-    categories = [[*values, _UNKNOWN] for values in encoder.categories_]
+    categories = [[*values, UNKNOWN] for values in encoder.categories_]
     longest = max(map(len, categories))
     # Row i asks for the i-th category of every column (the last one repeated when a column has fewer).
     probe = pd.DataFrame(
@@ -219,12 +219,15 @@ class CompiledPipeline:
     categorical: list[list[CategoryTable] | None]  # ... or its column tables
     estimator: Estimator
     width: int  # columns of the preprocessed matrix
+    fold: LinearFold | None = None  # a linear estimator folded into the encodings (see LinearFold)
 
     def predict_proba(self, features: Mapping[str, Any]) -> np.ndarray:
+        if self.fold is not None:
+            return self.fold(features)
         return self.estimator(self.preprocess(features))
 
     def predict(self, features: Mapping[str, Any]) -> np.ndarray:
-        return self.estimator(self.preprocess(features))
+        return self.predict_proba(features)
 
     def preprocess(self, features: Mapping[str, Any]) -> np.ndarray:
         """What the pipeline's preprocessing gives for ``features``: the estimator's input."""
@@ -245,7 +248,58 @@ class CompiledPipeline:
     @property
     def form(self) -> str:
         """The form's name on /model: ``arrays`` and how the estimator runs."""
-        return f"{ARRAYS}, estimator {self.estimator.kernel}"
+        folded = " folded into the encodings" if self.fold is not None else ""
+        return f"{ARRAYS}, estimator {self.estimator.kernel}{folded}"
+
+
+@dataclass(frozen=True)
+class LinearFold:
+    """A linear model's decision computed without its one-hot matrix: a category's columns times
+    their coefficients are summed once per table row when the model loads, so a row costs one lookup
+    per categorical column instead of a dot product over every one-hot column; numbers still go
+    through their fitted steps and their coefficients. Then the model's link (logistic, softmax or
+    none). The same sums in another order: the store checks the answers like any compiled form's."""
+
+    numeric: list[tuple[NumericBlock, np.ndarray]]  # each block and its coefficients (its width x k)
+    tables: list[tuple[CategoryTable, np.ndarray]]  # each table and each of its rows' sum (rows x k)
+    intercept: np.ndarray  # (k,)
+    link: str  # "logistic", "softmax" or "identity"
+
+    def __call__(self, features: Mapping[str, Any]) -> np.ndarray:
+        first = self.numeric[0][0].columns[0] if self.numeric else self.tables[0][0].column
+        rows = len(features[first])
+        decision = np.tile(self.intercept, (rows, 1))
+        for block, weights in self.numeric:
+            decision += block.transform(features, rows) @ weights
+        for table, sums in self.tables:
+            decision += sums[table.indices(_values(features[table.column]))]
+        if self.link == "logistic":
+            positive = expit(decision[:, 0])
+            return np.column_stack([1 - positive, positive])
+        return softmax(decision, axis=1) if self.link == "softmax" else decision[:, 0]
+
+
+def fold_linear(compiled: CompiledPipeline, blocks: list[slice]) -> LinearFold | None:
+    """The :class:`LinearFold` of a compiled pipeline whose estimator is linear (None otherwise);
+    ``blocks`` are the ColumnTransformer blocks' output columns, in order."""
+    model = compiled.estimator.model
+    if compiled.estimator.kernel != "linear":
+        return None
+    if isinstance(model, LogisticRegression):
+        weights, link = model.coef_.T, "logistic" if len(model.classes_) <= 2 else "softmax"
+    else:
+        weights, link = model.coef_[:, None], "identity"
+    numeric, tables = [], []
+    for block, categories, columns in zip(compiled.numeric, compiled.categorical, blocks, strict=True):
+        if block is not None:
+            numeric.append((block, weights[columns]))
+            continue
+        start = columns.start
+        for table in categories or []:
+            width = table.outputs.shape[1]
+            tables.append((table, table.outputs @ weights[start : start + width]))
+            start += width
+    return LinearFold(numeric, tables, np.atleast_1d(np.asarray(model.intercept_, dtype="float64")), link)
 
 
 def _values(column: Any) -> list[Any]:
@@ -267,6 +321,7 @@ def compile_pipeline(pipeline: Any, classifier: bool) -> CompiledPipeline:
         raise UnsupportedPipelineError("its estimator was fitted on a frame")
     numeric: list[NumericBlock | None] = []
     categorical: list[list[CategoryTable] | None] = []
+    blocks: list[slice] = []
     width = 0
     for name, transformer, selected in preprocess.transformers_:
         if transformer == "drop" or len(selected) == 0:
@@ -280,78 +335,8 @@ def compile_pipeline(pipeline: Any, classifier: bool) -> CompiledPipeline:
         else:
             numeric.append(NumericBlock(columns, _numeric_steps(transformer)))
             categorical.append(None)
-        block = preprocess.output_indices_[name]
-        width += block.stop - block.start
+        blocks.append(preprocess.output_indices_[name])
+        width += blocks[-1].stop - blocks[-1].start
     method = "predict_proba" if classifier else "predict"
-    return CompiledPipeline(numeric, categorical, Estimator(model, method), width)
-
-
-def probe_rows(compiled: CompiledPipeline, base: pd.DataFrame) -> pd.DataFrame:
-    """Rows that reach every part of the compiled form: ``base`` (real feature rows), then each known
-    category of each column in turn, then every category unknown and every number missing."""
-    categories = compiled.known_categories()
-    count = max([len(base), *map(len, categories.values())])
-    probe = base.iloc[np.arange(count) % len(base)].reset_index(drop=True)
-    for column, values in categories.items():
-        probe[column] = pd.Series([values[i % len(values)] for i in range(count)], dtype=object)
-    empty = base.iloc[[0]].reset_index(drop=True).astype(object)
-    for column in base.columns:
-        empty[column] = _UNKNOWN if column in categories else np.nan
-    return pd.concat([base.reset_index(drop=True), probe, empty], ignore_index=True)
-
-
-def max_difference(found: np.ndarray, expected: np.ndarray) -> float:
-    """The largest absolute difference between the compiled form's predictions and ``expected`` (the
-    pipeline's own); infinite when their shapes differ or one is missing where the other is not."""
-    found, expected = np.asarray(found, dtype="float64"), np.asarray(expected, dtype="float64")
-    if found.shape != expected.shape:
-        return math.inf
-    difference = np.abs(found - expected)
-    same_missing = np.isnan(found) & np.isnan(expected)
-    return float(np.where(same_missing, 0.0, np.nan_to_num(difference, nan=math.inf)).max(initial=0.0))
-
-
-@dataclass(frozen=True)
-class ScoringForm:
-    """How a loaded model is served: its compiled form (None: the pipeline itself), the form's name,
-    the largest difference from the pipeline's own answers on the rows checked, and why the pipeline
-    is served when it is."""
-
-    compiled: CompiledPipeline | None
-    form: str
-    max_difference: float | None
-    rows_checked: int
-    reason: str | None = None
-
-    def summary(self) -> dict[str, Any]:
-        """What /model shows of it."""
-        return {
-            "form": self.form,
-            "max_difference": self.max_difference,
-            "tolerance": TOLERANCE,
-            "rows_checked": self.rows_checked,
-            "reason": self.reason,
-        }
-
-
-TOLERANCE = 1e-6  # the most a compiled answer may differ from the pipeline's own to be served
-
-
-def choose_form(pipeline: Any, kind: TaskKind, rows: pd.DataFrame) -> ScoringForm:
-    """The compiled form of ``pipeline`` if its answers equal the pipeline's own (``kind.predict``) to
-    :data:`TOLERANCE` on ``rows`` (feature rows: the model's own columns) and the :func:`probe_rows`
-    built from them; else the pipeline itself, with the reason."""
-    try:
-        compiled = compile_pipeline(pipeline, kind.classifier)
-    except Exception as error:  # any pipeline the compiler cannot read is served as it is
-        return ScoringForm(None, PIPELINE, None, 0, f"no array form: {type(error).__name__}: {error}")
-    checked = probe_rows(compiled, rows)
-    expected = kind.predict(pipeline, checked)
-    try:
-        difference = max_difference(kind.predict(compiled, checked), expected)
-    except Exception as error:  # a compiled form that fails on a probe is not served
-        return ScoringForm(None, PIPELINE, None, len(checked), f"array form failed: {type(error).__name__}: {error}")
-    if difference > TOLERANCE:
-        reason = f"array form differs from the pipeline by {difference:.3g} (more than {TOLERANCE:g})"
-        return ScoringForm(None, PIPELINE, difference, len(checked), reason)
-    return ScoringForm(compiled, compiled.form, difference, len(checked))
+    compiled = CompiledPipeline(numeric, categorical, Estimator(model, method), width)
+    return dataclasses.replace(compiled, fold=fold_linear(compiled, blocks))

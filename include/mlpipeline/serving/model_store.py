@@ -50,7 +50,7 @@ class LoadedModel:
     loaded_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))
     task: str = "binary"
     classes: tuple[Any, ...] = ()
-    scoring: Any = None  # compiled_model.ScoringForm, set by the store's warm-up; None: the pipeline itself
+    scoring: Any = None  # scoring_form.ScoringForm, set by the store's warm-up; None: the pipeline itself
     example: Any = field(default=None, repr=False)  # validation rows registered with the model, if any
 
     def __post_init__(self) -> None:
@@ -201,10 +201,10 @@ class ModelStore:
         )
 
     def _warm_up(self, model: LoadedModel) -> LoadedModel:
-        """The new model with its scoring form chosen (:func:`~.compiled_model.choose_form`: compiled to
+        """The new model with its scoring form chosen (:func:`~.scoring_form.choose_form`: compiled to
         array code if its answers equal the pipeline's own on the canaries and the registered validation
         rows), run once on the canaries so the first real request pays no first-call cost."""
-        from include.mlpipeline.serving.compiled_model import choose_form
+        from include.mlpipeline.serving.scoring_form import choose_form
 
         records = self.problem.canary_records()
         if self.feature_path is None:
