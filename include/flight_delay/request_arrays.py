@@ -51,6 +51,12 @@ def _gather(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
     return picked
 
 
+def _texts(column: Any) -> list[Any]:
+    """A text column's values as a list (``tolist``: numpy's conversion of a pandas Series asks it for
+    attributes it lacks, which pandas looks up as columns, slowly)."""
+    return column.tolist() if hasattr(column, "tolist") else list(column)
+
+
 def _local_departures(columns: Mapping[str, Any]) -> np.ndarray:
     """The scheduled local departures (``datetime64[ns]``) of checked request parts (valid dates)."""
     year, month, day, hour, minute = (
@@ -72,9 +78,7 @@ def request_feature_arrays(columns: Mapping[str, Any], lookups: FlightLookups) -
     Returns:
         ``flight_id``, ``sched_dep_ts`` and every feature column, one array each.
     """
-    carrier = [code.upper() for code in np.asarray(columns["carrier"], dtype=object).tolist()]
-    origin = [code.upper() for code in np.asarray(columns["origin"], dtype=object).tolist()]
-    dest = [code.upper() for code in np.asarray(columns["dest"], dtype=object).tolist()]
+    carrier, origin, dest = ([code.upper() for code in _texts(columns[c])] for c in ("carrier", "origin", "dest"))
     stamps = _local_departures(columns)
     days = stamps.astype("datetime64[D]")
     dates = days.astype(str).tolist()
@@ -97,7 +101,7 @@ def request_feature_arrays(columns: Mapping[str, Any], lookups: FlightLookups) -
     out |= {column: weather[:, position] for position, column in enumerate(_WEATHER)}
     out["weather_missing"] = (found < 0).astype("int64")
     planes = PlaneTable.of(lookups)
-    tails = np.array([planes.rows.get(tail, -1) for tail in np.asarray(columns["tailnum"], dtype=object).tolist()])
+    tails = np.array([planes.rows.get(tail, -1) for tail in _texts(columns["tailnum"])], dtype="int64")
     plane = _gather(planes.values, tails)
     year = np.asarray(columns["year"], dtype="int64")
     out["plane_age"] = np.clip(year - plane[:, 0], 0, None)

@@ -90,7 +90,8 @@ class LoadedModel:
         # scikit-learn checks the input's finiteness and its own parameters again in every step of a
         # pipeline: about a fifth of a call on few rows. The API checks once instead: no infinite
         # feature value in, no missing prediction out (NaN is left to the pipeline's imputers).
-        columns = {name: np.asarray(features[name]) for name in self.features}
+        frame = isinstance(features, pd.DataFrame)  # a column's to_numpy: numpy's asarray of a Series is slow
+        columns = {name: features[name].to_numpy() if frame else np.asarray(features[name]) for name in self.features}
         rows = len(columns[self.features[0]])
         infinite = np.zeros(rows, dtype=bool)
         for values in columns.values():
@@ -103,8 +104,8 @@ class LoadedModel:
             if compiled is not None:
                 predictions = np.asarray(self.kind.predict(compiled, columns), dtype="float64")
             else:
-                frame = features[self.features] if isinstance(features, pd.DataFrame) else pd.DataFrame(columns)
-                predictions = np.asarray(self.kind.predict(self.pipeline, frame), dtype="float64")
+                rows_frame = features[self.features] if frame else pd.DataFrame(columns)
+                predictions = np.asarray(self.kind.predict(self.pipeline, rows_frame), dtype="float64")
         if predictions.ndim == 2 and predictions.shape[1] != len(self.classes):
             raise ValueError(
                 f"model version {self.version} gave {predictions.shape[1]} class probabilities for its "
