@@ -242,6 +242,18 @@ class Settings(EnvSettings):
     ab_alpha: float = Field(
         0.05, gt=0, lt=1, description="Significance level of the A/B test (one-sided Welch t-test on log loss)."
     )
+    # Shadow deployment (serving/shadow.py)
+    shadow_enabled: bool = Field(
+        False,
+        description="The challenger alias also scores every request off the response path, its answers logged as "
+        "variant 'shadow' beside the champion's (same request and record id); callers get the champion's.",
+    )
+    shadow_queue_size: int = Field(
+        64, ge=1, description="Scoring passes waiting for the shadow model at most; more are dropped (and counted)."
+    )
+    shadow_max_age_s: float = Field(
+        2.0, gt=0, description="Shadow work older than this when the worker reaches it is dropped (and counted)."
+    )
     # Batch scoring
     batch_scoring_enabled: bool = Field(
         True,

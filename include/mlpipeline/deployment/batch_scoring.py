@@ -147,7 +147,9 @@ class BatchScorer:
             return None
         context = problem.load_serving_context()
         # The store's own loading and warm-up, without its refresh thread; the champion alone (no A/B split).
-        store = ModelStore(settings.model_copy(update={"ab_challenger_share": 0.0}), problem, context, name)
+        store = ModelStore(
+            settings.model_copy(update={"ab_challenger_share": 0.0, "shadow_enabled": False}), problem, context, name
+        )
         store.refresh()
         if store.current is None:
             raise ChampionUnavailableError(f"champion of {name} not loaded: {store.last_error}")

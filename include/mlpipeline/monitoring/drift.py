@@ -57,7 +57,7 @@ from include.mlpipeline.monitoring.live_outcomes import (
     source_counts,
     variant_metrics,
 )
-from include.mlpipeline.serving.prediction_log import PREDICTIONS
+from include.mlpipeline.serving.prediction_log import PREDICTIONS, SHADOW
 from include.mlpipeline.telemetry import pipeline_metrics
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,8 @@ def served_inputs(lake: Lake, problem: ProblemSpec, lookback_days: int) -> pd.Da
     columns = [f"f_{c}" for c in problem.feature_columns]
     if logged.empty or not set(columns) <= set(logged.columns):
         return pd.DataFrame()
+    if "variant" in logged.columns:  # a shadow answer repeats its request's features: count each request once
+        logged = logged[logged["variant"] != SHADOW]
     return logged[columns].rename(columns=lambda c: c[2:])
 
 

@@ -1,6 +1,6 @@
 """The models the API serves, following registry aliases, with hot reload.
 
-The store resolves the ``champion`` alias (and, when A/B testing is on, the ``challenger`` alias)
+The store resolves the ``champion`` alias (and, when A/B testing or shadow mode is on, the ``challenger`` alias)
 to versions. When a version changes it loads the new model, warms it up on canary rows, and only
 then swaps it in: one reference assignment, so a request in flight keeps the model it started with
 and every answer names the version that computed it. If the registry is unreachable, the store
@@ -246,7 +246,7 @@ class ModelStore:
                 else:
                     champion = self._fresh(version, self.current, self.challenger)
                     challenger = None
-                    if self.settings.ab_challenger_share > 0:
+                    if self.settings.ab_challenger_share > 0 or self.settings.shadow_enabled:
                         other = self._resolve_alias(self.settings.challenger_alias)
                         if other is not None and str(other) != str(version):
                             challenger = self._fresh(other, self.challenger, self.current)

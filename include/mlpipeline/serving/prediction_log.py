@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 PREDICTIONS = "predictions"
 FEEDBACK = "feedback"
 CHAMPION, CHALLENGER = "champion", "challenger"
+SHADOW = "shadow"  # the challenger's answer to a record the champion answered (serving/shadow.py)
 REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 """A caller's request id: 1 to 128 letters, digits and ``._:-``, not starting with punctuation."""
@@ -74,7 +75,7 @@ LOG_SCHEMA = {
     "ts": "time of the scoring pass (UTC)",
     "request_id": "the /predict request that asked",
     "id": "key of the record",
-    "variant": "A/B variant that answered (champion or challenger)",
+    "variant": "A/B variant that answered (champion or challenger), or shadow: the challenger's unserved answer",
     "model_version": "registered model version that answered",
     "probability": "float64: binary p(positive); multiclass the predicted label's probability; regression NaN",
     "label": "text: binary the positive or negative label; multiclass the class; regression empty",
@@ -268,6 +269,10 @@ def _request_ids(records: pd.DataFrame | ScoredBatch) -> np.ndarray | None:
     """The request id of each queued record, or None when they have none."""
     if isinstance(records, ScoredBatch):
         ids = records.columns.get("request_id")
+        variants = records.columns.get("variant")
+        if ids is not None and variants is not None and len(variants) and variants[0] == SHADOW:
+            # A shadow pass shares its request's id: logged once per request too, apart from the answer.
+            ids = np.array([f"{SHADOW}:{request}" for request in ids.tolist()], dtype=object)
     else:
         ids = records["request_id"].to_numpy() if "request_id" in records.columns else None
     return None if ids is None else np.asarray(ids)

@@ -37,6 +37,7 @@ from include.mlpipeline.serving.prediction_log import (
     now_utc,
 )
 from include.mlpipeline.serving.request_parsing import RequestChecks, record_count
+from include.mlpipeline.serving.shadow import ShadowScorer
 
 
 def new_request_id() -> str:
@@ -98,6 +99,7 @@ class Scorer:
         self.checks = RequestChecks(problem)
         self.key_column = problem.key_columns[0]
         self.answers = task_answers(problem)
+        self.shadow = ShadowScorer(problem, settings, metrics.registry) if settings.shadow_enabled else None
 
     def score(self, jobs: Sequence[ScoringJob]) -> list[ScoredRequest | RequestValidationError]:
         """Per job, in order, its answer, or its 422 when the problem's request checks refuse one of its
@@ -123,6 +125,8 @@ class Scorer:
         variants, versions = variants.astype(str), versions.astype(str)
         logged = {"id": keys_array, "variant": variants, "model_version": versions, **columns}
         self._log_pass(jobs, np.diff(bounds), logged, frame)
+        if self.shadow is not None and challenger is not None:  # off the response path: a non-blocking put
+            self.shadow.offer(challenger, frame, keys=keys_array, variants=variants, jobs=jobs, counts=np.diff(bounds))
         self.metrics.observe_pass(len(jobs))
         return [
             ScoredRequest(
