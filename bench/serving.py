@@ -292,6 +292,18 @@ def load(
     return Result(len(measured), len(measured) * records_per_body, sum(errors), seconds, measured, cpu, wall)
 
 
+def round_trip_ms(service: Service, path: str, count: int = 300) -> float:
+    """Median milliseconds of ``count`` GET ``path`` one after another: the HTTP stack's own share of a
+    one-client request (client, loopback, server, framework), with no model work."""
+    times = []
+    with httpx.Client(base_url=service.url, timeout=30) as http:
+        for _ in range(count):
+            started = time.perf_counter()
+            http.get(path).raise_for_status()
+            times.append((time.perf_counter() - started) * 1000)
+    return float(np.median(times))
+
+
 def scoring_passes(service: Service) -> tuple[float, float]:
     """Our API's scoring passes so far and the requests they scored (from its /metrics)."""
     text = httpx.get(f"{service.url}/metrics", timeout=30).text
@@ -566,6 +578,10 @@ def main() -> None:
         ]
         try:
             difference = check_same_answers(*services, workload)
+            round_trips = {
+                service.name: round_trip_ms(service, "/health" if i == 0 else "/ping")
+                for i, service in enumerate(services)
+            }
             results: dict[tuple[str, str], Result] = {}
             passes = {scenario: [0.0, 0.0] for scenario in SCENARIOS}  # our API: scoring passes, requests in them
             # The two services take turns, each round a share of the measured time, so a change in
@@ -597,6 +613,13 @@ def main() -> None:
                 service.stop()
         print()
         print(report(results, args, model, difference))
+        print(
+            "HTTP round trip with no model work, one client (median ms): "
+            + ", ".join(
+                f"{name} {ms:.2f} (GET {'/health' if name == 'our API' else '/ping'})"
+                for name, ms in round_trips.items()
+            )
+        )
         print(
             "Our API scored "
             + ", ".join(
