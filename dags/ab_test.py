@@ -10,6 +10,10 @@ and its numbers are logged to MLflow (experiment `<model>-ab-tests`).
 A win emits **approved_model** with the challenger's version: the deploy DAG promotes it through the
 same verified deploy, with rollback, as a model approved by training. The API splits traffic only
 when `MLP_AB_CHALLENGER_SHARE` > 0.
+
+In shadow mode (`MLP_SHADOW_ENABLED`) the challenger also answers every request unseen: the run logs
+the newest day's shadow report (agreement with the champion, each one's live metrics) to MLflow
+(`<model>-shadow`) and as gauges, and a shadow win on live outcomes (the same test) is emitted the same way.
 """
 
 from __future__ import annotations
@@ -35,13 +39,24 @@ def ab_test():
 
         return abtest.evaluate_ab()
 
-    @task(multiple_outputs=False, outlets=[APPROVED_MODEL])
-    def approve_challenger(result: dict) -> dict:
-        if not result["promote"]:
-            raise AirflowSkipException(f"{result['decision']}: {result['reason']}")
-        return emit(APPROVED_MODEL, result)
+    @task(multiple_outputs=False)
+    def evaluate_shadow() -> dict:
+        from include.mlpipeline.deployment import shadow_test
 
-    approve_challenger(evaluate())
+        return shadow_test.evaluate_shadow()
+
+    @task(multiple_outputs=False, outlets=[APPROVED_MODEL])
+    def approve_challenger(result: dict, shadow: dict) -> dict:
+        from include.mlpipeline.deployment.shadow_test import promotion
+
+        winner = promotion(result, shadow)
+        if winner is None:
+            raise AirflowSkipException(
+                f"A/B {result['decision']}: {result['reason']}; shadow {shadow['decision']}: {shadow['reason']}"
+            )
+        return emit(APPROVED_MODEL, winner)
+
+    approve_challenger(evaluate(), evaluate_shadow())
 
 
 ab_test()

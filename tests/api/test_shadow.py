@@ -203,3 +203,30 @@ def test_late_or_failing_shadow_work_is_counted_never_raised(
     for request in ("late", "broke"):
         assert len(log[(log["request_id"] == request) & (log["variant"] == "champion")]) == len(records)
         assert not len(log[(log["request_id"] == request) & (log["variant"] == "shadow")])
+
+
+def test_the_daily_report_is_logged_to_mlflow(
+    shadow_client: TestClient, registered_model: RegisteredModel, example: Example, challenger: str
+):
+    from mlflow import MlflowClient
+
+    from include.mlpipeline.data.lake import Lake
+    from include.mlpipeline.deployment.shadow_test import evaluate_shadow
+
+    records = example.canaries()
+    answers(shadow_client.post("/predict", json=example.body(records), headers={"X-Request-Id": "report-1"}))
+    wait_for(shadow_client, "mlp_api_shadow_scored_total", len(records))
+    logged(shadow_client, registered_model)  # flushed
+
+    settings = registered_model.settings(shadow_enabled=True, ab_min_samples=10_000)
+    result = evaluate_shadow(lake=Lake(registered_model.lake_uri), settings=settings)
+
+    report = result["report"]
+    assert (report["champion_version"], report["shadow_version"]) == (registered_model.version, challenger)
+    assert report["agreement"]["pairs"] >= len(records)
+    assert result["decision"] == "insufficient_data" and not result["promote"]
+    client = MlflowClient(registered_model.tracking_uri)
+    experiment = client.get_experiment_by_name(f"{registered_model.name}-shadow")
+    (run,) = client.search_runs([experiment.experiment_id], max_results=1, order_by=["start_time DESC"])
+    assert run.data.tags["decision"] == "insufficient_data"
+    assert run.data.metrics["agreement_pairs"] == report["agreement"]["pairs"]

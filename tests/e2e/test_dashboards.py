@@ -148,6 +148,7 @@ def setup(
             "MLP_FLIGHTS_DATA_DIR": str(source_dir),
             "MLP_AB_CHALLENGER_SHARE": "0.5",
             "MLP_AB_MIN_SAMPLES": "10",
+            "MLP_SHADOW_ENABLED": "true",  # the challenger also shadows the champion's half: the shadow panel
         },
     )
     monitoring = Monitoring(

@@ -200,6 +200,29 @@ def test_drift_and_ab_results(gateway: str) -> None:
     assert value(gateway, "mlp_ab_promote", **ab) == 0
 
 
+def test_shadow_report_pushes_agreement_live_metrics_and_promotion(gateway: str) -> None:
+    result = {
+        "decision": "challenger_wins",
+        "promote": True,
+        "report": {
+            "champion_version": "2",
+            "shadow_version": "3",
+            "agreement": {"pairs": 400.0, "same_label_share": 0.91, "mean_abs_probability_diff": 0.04},
+            "live": {"champion": {"log_loss": 0.55}, "shadow": {"log_loss": 0.5}},
+        },
+    }
+    assert metrics.record_shadow(result, "flight_delay")
+    shadow = {"job": "mlp_shadow", "model_name": "flight_delay"}
+    pair = {"champion_version": "2", "shadow_version": "3"}
+    assert value(gateway, "mlp_shadow_agreement", **shadow, **pair, metric="same_label_share") == 0.91
+    assert value(gateway, "mlp_shadow_agreement", **shadow, **pair, metric="pairs") == 400
+    assert (
+        value(gateway, "mlp_shadow_live_metric", **shadow, variant="shadow", model_version="3", metric="log_loss")
+        == 0.5
+    )
+    assert value(gateway, "mlp_shadow_promote", **shadow) == 1
+
+
 def test_dag_run_callback_pushes_duration_state_and_end_time(gateway: str) -> None:
     from include.mlpipeline.orchestration.alerts import DagRunMetrics
 

@@ -22,6 +22,7 @@ from include.mlpipeline.telemetry.pushgateway import (
     JOB_DEPLOY,
     JOB_DRIFT,
     JOB_GATE,
+    JOB_SHADOW,
     JOB_TRAINING,
     Sample,
     as_number,
@@ -207,6 +208,26 @@ def record_ab(result: Mapping[str, Any], model_name: str) -> bool:
         return push(JOB_AB, {"model_name": model_name}, samples, replace=True)
     except Exception as error:
         log.warning("A/B metrics not pushed: %s: %s", type(error).__name__, error)
+        return False
+
+
+def record_shadow(result: Mapping[str, Any], model_name: str) -> bool:
+    """A shadow evaluation (``shadow_test.evaluate_shadow``): the day's agreement, live metrics, promotion."""
+    try:
+        report = result.get("report") or {}
+        versions = {"champion": report.get("champion_version"), "shadow": report.get("shadow_version")}
+        pair = {f"{side}_version": str(version or "") for side, version in versions.items()}
+        samples = _metrics(report.get("agreement"), "mlp_shadow_agreement", pair)
+        for variant, values in (report.get("live") or {}).items():
+            labels = {"variant": str(variant), "model_version": str(versions.get(variant) or "")}
+            samples += _metrics(values, "mlp_shadow_live_metric", labels)
+        samples += [
+            Sample("mlp_shadow_promote", float(bool(result.get("promote")))),
+            Sample("mlp_shadow_last_evaluation_timestamp_seconds", _now()),
+        ]
+        return push(JOB_SHADOW, {"model_name": model_name}, samples, replace=True)
+    except Exception as error:
+        log.warning("shadow metrics not pushed: %s: %s", type(error).__name__, error)
         return False
 
 

@@ -62,6 +62,13 @@ job ``mlp_ab_test``, from ``abtest.evaluate_ab`` (group replaced):
   - ``mlp_ab_p_value`` {model_name}: the one-sided Welch t-test's p-value, when it ran;
   - ``mlp_ab_decision_info`` {model_name, decision}: 1; ``mlp_ab_promote`` {model_name}: 1 if the
     challenger is promoted; ``mlp_ab_last_evaluation_timestamp_seconds`` {model_name}.
+job ``mlp_shadow``, from ``shadow_test.evaluate_shadow`` (group replaced):
+  - ``mlp_shadow_agreement`` {model_name, champion_version, shadow_version, metric}: the day's agreement
+    of champion and shadow answers (``pairs``, ``same_label_share``, ``mean_abs_probability_diff``,
+    ``mean_abs_diff``, ``correlation``, by task kind);
+  - ``mlp_shadow_live_metric`` {model_name, variant, model_version, metric}: live metrics of each on the
+    same scored records; ``mlp_shadow_promote`` {model_name}: 1 if the shadow challenger is promoted;
+    ``mlp_shadow_last_evaluation_timestamp_seconds`` {model_name}.
 
 job ``mlp_dag_run``, from the DAG-level success/failure callback ``orchestration.alerts.DagRunMetrics``:
   - ``mlp_dag_run_duration_seconds`` {dag_id}: duration of the DAG's last finished run;
@@ -93,6 +100,7 @@ JOB_TRAINING = "mlp_training"
 JOB_DEPLOY = "mlp_deploy"
 JOB_DRIFT = "mlp_drift"
 JOB_AB = "mlp_ab_test"
+JOB_SHADOW = "mlp_shadow"
 JOB_DAG_RUN = "mlp_dag_run"
 
 METRICS: dict[str, str] = {
@@ -140,6 +148,11 @@ METRICS: dict[str, str] = {
     "mlp_ab_decision_info": "1, labelled with the last A/B decision.",
     "mlp_ab_promote": "1 if the last A/B evaluation promotes the challenger.",
     "mlp_ab_last_evaluation_timestamp_seconds": "Unix time of the last A/B evaluation.",
+    # job mlp_shadow
+    "mlp_shadow_agreement": "Agreement of the champion's and the shadow challenger's answers on the day's records.",
+    "mlp_shadow_live_metric": "Live metric of the champion and of the shadow on the same scored records.",
+    "mlp_shadow_promote": "1 if the last shadow evaluation promotes the shadow challenger.",
+    "mlp_shadow_last_evaluation_timestamp_seconds": "Unix time of the last shadow evaluation.",
     # job mlp_dag_run
     "mlp_dag_run_duration_seconds": "Duration of the DAG's last finished run.",
     "mlp_dag_run_failed": "1 if the DAG's last finished run failed, 0 if it succeeded.",
