@@ -12,6 +12,7 @@ features and request model, and point ``MLP_PROBLEM`` at your copy.
 | cleaning rules and joins | ``cleaning`` |
 | features and target | ``features`` |
 | API request row, lookups, canary flights | ``serving`` |
+| the API's request features on arrays (its fast path) | ``request_arrays`` |
 | candidate models and the training split | ``models`` |
 """
 
