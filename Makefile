@@ -42,7 +42,10 @@ $(STAMP): $(LOCK) $(PROBLEM_REQUIREMENTS)
 # MLP_STACK_AIRFLOW_PORT (8080), MLP_STACK_MLFLOW_PORT (5000), MLP_STACK_API_PORT (8000),
 # MLP_STACK_WORKER_LOG_PORT (8793), MLP_STACK_TRIGGER_LOG_PORT (8794), MLP_STACK_PROMETHEUS_PORT (9090),
 # MLP_STACK_PUSHGATEWAY_PORT (9091), MLP_STACK_STATSD_PORT (9125, UDP), MLP_STACK_STATSD_HTTP_PORT (9102).
-run: venv  ## Start Airflow, MLflow and the API locally and run the chain to a served model (ports: MLP_STACK_*)
+# Prometheus and the Pushgateway come as in `make test` (monitoring-tools), but a machine that cannot install
+# them still runs the chain: the message says why, and run_stack.py's banner shows metrics as off.
+run: venv  ## Start Airflow, MLflow, the API and (if installable) Prometheus locally; run the chain to a served model
+	@$(MAKE) --no-print-directory monitoring-tools || echo "make run: starting without Prometheus and the Pushgateway (see above)" >&2
 	$(BIN)/python scripts/run_stack.py
 
 new-problem: venv  ## Write include/<NAME>/ from a table: make new-problem NAME=sales SOURCE=data/sales.csv TARGET=units [ARGS=...]

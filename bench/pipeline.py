@@ -27,7 +27,9 @@ Steps:
    otherwise a model that does not beat the previous one stops the chain at ``train``. x100 is
    skipped, saying so, when a line fitted to the runs so far (history, x1, x10: days against
    trigger -> features end, plus x10's train + deploy) projects it past ``--budget-min``.
-5. DAG parse time after the stack is stopped, with ``bench/dag_parse.py``'s probe (DagBag in a
+5. the training tasks of x1, per phase (``bench/training_phases.py``: queued, start-up, imports, setup,
+   load, fit, evaluate, log, finish), from Airflow's timestamps and the task's own clock.
+6. DAG parse time after the stack is stopped, with ``bench/dag_parse.py``'s probe (DagBag in a
    fresh interpreter per parse, the time DagBag records for the file), next to an empty DAG file.
 
 Definitions (all timestamps from the REST API, not from this script's polling):
@@ -86,6 +88,7 @@ from dag_parse import EMPTY_DAG, parse_once  # noqa: E402
 from stack.config import PIPELINE_DAGS, StackConfig  # noqa: E402
 from stack.processes import exit_on_sigterm  # noqa: E402
 from stack.stack import Stack  # noqa: E402
+from training_phases import candidate_phases, outside_fit, phase_table  # noqa: E402
 
 FLOOR_DIR = ROOT / "bench" / "floor_dags"
 FLOOR_DAGS = ("floor_etl", "floor_features", "floor_train", "floor_deploy")
@@ -144,6 +147,7 @@ class Chain:
     tis: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     rows_in: int | None = None
     days: int | None = None
+    phases: list[dict[str, Any]] = field(default_factory=list)  # train's candidates, per phase (training_phases)
 
     def intervals(self, dag_id: str | None = None) -> list[tuple[dt.datetime, dt.datetime]]:
         dags = [dag_id] if dag_id else list(self.tis)
@@ -320,6 +324,7 @@ def measure(
         say(f"x{volume}: wall {chain.wall:.1f}s, {chain.rows_in:,} rows in over {chain.days} days")
         if volume == 1:
             ours = chain
+            ours.phases = candidate_phases(stack.airflow, ours.runs["train"]["dag_run_id"])
             if len(stack.airflow.runs("train")) != 1:
                 raise RuntimeError("train ran more than once: the x1 measurement was not alone")
             shape = {key: ours.count(dag_id, task_id) for key, (dag_id, task_id) in SHAPE_TASKS.items()}
@@ -384,6 +389,10 @@ def report(
         "(parallel tasks overlap, so this is not used as the compute measure)"
     )
 
+    print("\n### Training tasks of x1, per phase (seconds; bench/training_phases.py)\n")
+    print(phase_table(ours.phases))
+    print(f"\n{outside_fit(ours.phases)}")
+
     print("\n### Scale: more days in one chain run (ETL and features scale; train fits its fixed window)\n")
     print(
         "| volume | days | rows in | wall | etl + features | train + deploy | rows/s (wall) | rows/s (etl+features) |"
@@ -426,6 +435,7 @@ def report(
             "sum_durations_s": ours.sum_durations,
             "tasks": ours.tasks(),
             "stages": ours.stages(),
+            "training_phases": ours.phases,
         },
         "overhead_ratio": ratio,
         "gaps_ratio": gaps_ratio,

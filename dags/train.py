@@ -20,6 +20,8 @@ Emits **approved_model** (only when the gate approves) with extra: version, metr
 
 from __future__ import annotations
 
+import time
+
 from airflow.sdk import Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
@@ -76,11 +78,12 @@ def train():
     # Its own queue under Celery (MLP_TRAINING_QUEUE), so training scales with its own workers.
     @task(multiple_outputs=False, map_index_template="{{ candidate }}", queue=get_settings().training_queue)
     def train_candidate(name: str, window: dict, parent_run_id: str) -> dict:
+        began = time.time()  # before the imports: the candidate's phases start here
         from include.mlpipeline.ml import training
 
         get_current_context()["candidate"] = name
         with fail_fast_on_data_errors():
-            return training.train_candidate(name, window, parent_run_id)
+            return training.train_candidate(name, window, parent_run_id, began=began)
 
     @task(multiple_outputs=False)
     def register_best(results: list[dict], window: dict, parent_run_id: str) -> dict:

@@ -1,10 +1,14 @@
 """`make run`: start the local stack, start the pipeline, show its progress, stop on Ctrl-C.
 
 Starts MLflow (:5000), Airflow (UI and API on :8080) and the prediction API (:8000) on 127.0.0.1,
-with their state in .local/ and the data lake in data/lake (both git-ignored). Unpauses the four
-pipeline DAGs and batch_score; the etl DAG's daily schedule then creates today's run (if it does
-not within 30 seconds, the run is triggered by hand). Running it again reuses the state: nothing is
-lost, and a day that already ran is not run again.
+and Prometheus (:9090) with the Pushgateway (:9091) and the StatsD bridge when they are installed
+(`make run` installs them as `make test` does, where it can; the banner says why metrics are off
+otherwise), with their state in .local/ and the data lake in data/lake (both git-ignored).
+Unpauses the four pipeline DAGs, batch_score, monitor and ab_test (:data:`~stack.config.UNPAUSED_DAGS`,
+consumers first); the etl DAG's daily schedule then creates today's run (if it does not within 30
+seconds, the run is triggered by hand). It prints the plan (tasks per DAG, known before they run),
+a line whenever a run changes, and a status line at least every 25 s. Running it again reuses the
+state: nothing is lost, and a day that already ran is not run again.
 
 The ports and the state folder are settings (``stack.config.local_config``): ``MLP_STACK_STATE_DIR``
 and ``MLP_STACK_<NAME>_PORT``. A second stack beside a first one needs other ports and its own state
@@ -89,31 +93,60 @@ def ensure_first_etl_run(stack: Stack) -> None:
     say(f"etl: no scheduled run appeared; triggered {run['dag_run_id']}")
 
 
+HEARTBEAT_S = 25.0
+"""Longest silence while following: a status line comes at least this often, even if nothing changed."""
+ACTIVE = ("queued", "running")
+
+
+def run_line(monitor: ChainMonitor, dag_id: str, run: dict, finished: dict[str, str]) -> str:
+    """One run's line: DAG, state, run type, progress (a finished run's line is asked for once)."""
+    if run["dag_run_id"] in finished:
+        return finished[run["dag_run_id"]]
+    state = SYMBOL.get(run["state"], run["state"])
+    line = f"{dag_id:<11} {state:<8} {run['run_type']:<15} {monitor.progress(dag_id, run)}"
+    if run["state"] not in ACTIVE:
+        finished[run["dag_run_id"]] = line
+    return line
+
+
+def say_served(stack: Stack, started: float) -> None:
+    say(f"model served {(time.monotonic() - started) / 60:.1f} min after start. Try it:")
+    folder = stack.config.state_dir
+    key, body = shlex.quote(shown(folder / "api_key")), shlex.quote(shown(folder / "example_request.json"))
+    print(
+        f"    curl -s -X POST {stack.config.api_url}/predict -H 'content-type: application/json' "
+        f'-H "X-API-Key: $(cat {key})" -d @{body}\n'
+        f"    curl -s {stack.config.api_url}/model",
+        flush=True,
+    )
+
+
 def follow(stack: Stack, started: float) -> None:
-    """Print a line whenever a pipeline DAG's newest run changes state or progress, until interrupted."""
+    """Print a line whenever a followed DAG's newest run changes state or progress, and a status line
+    at least every HEARTBEAT_S seconds, until interrupted. The plan (tasks per DAG) comes first."""
     monitor = ChainMonitor(stack.airflow, UNPAUSED_DAGS)
+    say("plan: " + "; ".join(f"{dag_id} {monitor.plan(dag_id)}" for dag_id in UNPAUSED_DAGS))
     printed: dict[str, str] = {}
-    served = False
+    finished: dict[str, str] = {}
+    served, said = False, time.monotonic()
     while True:
+        active = []
         for dag_id, run in monitor.latest().items():
             if run is None:
                 continue
-            state = SYMBOL.get(run["state"], run["state"])
-            line = f"{dag_id:<11} {state:<8} {run['run_type']:<15} {monitor.progress(dag_id, run)}"
+            line = run_line(monitor, dag_id, run, finished)
+            if run["state"] in ACTIVE:
+                active.append(" ".join(line.split()))
             if printed.get(dag_id) != line:
                 say(line)
-                printed[dag_id] = line
+                printed[dag_id], said = line, time.monotonic()
             if dag_id == "deploy" and run["state"] == "success" and not served:
                 served = True
-                say(f"model served {(time.monotonic() - started) / 60:.1f} min after start. Try it:")
-                folder = stack.config.state_dir
-                key, body = shlex.quote(shown(folder / "api_key")), shlex.quote(shown(folder / "example_request.json"))
-                print(
-                    f"    curl -s -X POST {stack.config.api_url}/predict -H 'content-type: application/json' "
-                    f'-H "X-API-Key: $(cat {key})" -d @{body}\n'
-                    f"    curl -s {stack.config.api_url}/model",
-                    flush=True,
-                )
+                say_served(stack, started)
+        if time.monotonic() - said >= HEARTBEAT_S:
+            waiting = "the next etl run comes with its schedule" if served else "waiting for the next run to be queued"
+            say(f"{(time.monotonic() - started) / 60:.1f} min: " + ("; ".join(active) or f"nothing running, {waiting}"))
+            said = time.monotonic()
         time.sleep(3)
 
 
@@ -153,12 +186,18 @@ def main() -> int:
                 else f"  API key      in {state}/api_key (X-API-Key header)\n"
             )
             + f"  Example body {shown(request_file)}\n"
-            "  Ctrl-C stops everything.\n",
+            + (
+                f"  Prometheus   {stack.monitoring.prometheus_url}   Pushgateway {stack.monitoring.pushgateway_url}\n"
+                if stack.monitoring
+                else f"  Metrics      off: {stack.monitoring_off or 'not configured'}\n"
+            )
+            + "  Ctrl-C stops everything.\n",
             flush=True,
         )
         say(
             f"DAGs unpaused: {', '.join(UNPAUSED_DAGS)}; the chain runs etl -> features -> train -> deploy, "
-            "and batch_score scores each new day with the champion"
+            "batch_score scores each new day with the champion, monitor checks it for drift and ab_test "
+            "decides champion against challenger"
         )
         ensure_first_etl_run(stack)
         follow(stack, started)

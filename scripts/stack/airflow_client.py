@@ -65,6 +65,10 @@ class AirflowClient:
             "dag_runs"
         ]
 
+    def dag_tasks(self, dag_id: str) -> list[dict[str, Any]]:
+        """The tasks of a DAG as its definition has them (``task_id``, ``is_mapped``, ...)."""
+        return self.request("GET", f"/dags/{dag_id}/tasks")["tasks"]
+
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return self.request("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 500})[
             "task_instances"

@@ -22,8 +22,9 @@ from stack.processes import free_port, port_in_use
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE_DAGS = ("etl", "features", "train", "deploy")
-UNPAUSED_DAGS = (*PIPELINE_DAGS, "batch_score")
-"""The DAGs `make run` unpauses: the chain, and batch scoring (the champion's live metrics need no traffic)."""
+UNPAUSED_DAGS = (*PIPELINE_DAGS, "batch_score", "monitor", "ab_test")
+"""The DAGs `make run` unpauses: the chain, batch scoring (the champion's live metrics need no traffic),
+the drift monitor and the A/B test (traffic_replay, a simulation of callers, stays paused)."""
 DEFAULT_STATE_DIR = ROOT / ".local"
 
 

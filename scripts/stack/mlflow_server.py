@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 from stack.processes import free_port, stop_process_group, venv_bin, wait_for_http
+
+
+def mlflow_server_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: ``base`` (default: this process's) without MLflow's job execution.
+
+    MLflow 3.17's server starts a job runner with seven huey consumer processes (GenAI scorers, prompt
+    optimisation, trace roll-ups), each importing MLflow at start and holding about 150 MB. The pipeline
+    runs no MLflow job, and on two cores their start-up competed with the first training run.
+    """
+    return {**(os.environ if base is None else base), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def mlflow_server_command(folder: Path, port: int, backend_uri: str | None = None, workers: int = 2) -> list[str]:
@@ -30,7 +41,7 @@ def running_mlflow_server(folder: Path, *, workers: int = 1, timeout: float = 18
     with (folder / "server.log").open("wb") as server_log:
         process = subprocess.Popen(
             mlflow_server_command(folder, port, workers=workers),
-            stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=mlflow_server_env(), stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         try:
             url = f"http://127.0.0.1:{port}"

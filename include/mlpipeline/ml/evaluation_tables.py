@@ -10,8 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.inspection import permutation_importance
-from sklearn.metrics import precision_recall_fscore_support
+from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
@@ -179,24 +178,28 @@ def importance_label(metric: str) -> str:
 
 @dataclass(frozen=True)
 class MetricScorer:
-    """A scikit-learn scorer (``scorer(estimator, X, y)``, higher is better) computing one of the task
-    kind's own metrics, so the importance measures exactly the metric the card and the gate report."""
+    """A scorer (``scorer(estimator, X, y)`` as scikit-learn's, or :meth:`score` of predictions; higher
+    is better) computing one of the task kind's own metrics, so the importance measures exactly the
+    metric the card and the gate report."""
 
     kind: TaskKind
     metric: str
     classes: tuple[Any, ...] = ()
 
     def __call__(self, estimator: Any, features: pd.DataFrame, y_true: np.ndarray) -> float:
-        predictions = self.kind.predict(estimator, features)
-        value = self.kind.evaluate(np.asarray(y_true), predictions, None, self.classes)[self.metric]
+        return self.score(np.asarray(y_true), self.kind.predict(estimator, features))
+
+    def score(self, y_true: np.ndarray, predictions: np.ndarray) -> float:
+        """The metric of ``predictions`` (the kind's, see ``TaskKind.predict``), negated for a loss."""
+        if self.kind.name == "binary" and self.metric == "roc_auc":  # alone: the kind's evaluation computes nine
+            return float(roc_auc_score(y_true, predictions))
+        value = self.kind.evaluate(y_true, predictions, None, self.classes)[self.metric]
         return value if greater_is_better(self.metric) else -value
 
 
-def importance_scoring(problem: ProblemSpec, classes: Sequence[Any] = ()) -> str | MetricScorer:
+def importance_scoring(problem: ProblemSpec, classes: Sequence[Any] = ()) -> MetricScorer:
     """What :func:`permutation_importance_table` scores by for this problem (see :func:`importance_metric`)."""
-    kind, metric = task_kind(problem.task), importance_metric(problem)
-    # scikit-learn's own scorer for binary ROC AUC: the same numbers as ever for existing models.
-    return "roc_auc" if kind.name == "binary" else MetricScorer(kind, metric, tuple(classes))
+    return MetricScorer(task_kind(problem.task), importance_metric(problem), tuple(classes))
 
 
 def permutation_importance_table(
@@ -204,7 +207,7 @@ def permutation_importance_table(
     features_frame: pd.DataFrame,
     y_true: np.ndarray,
     *,
-    scoring: str | MetricScorer = "roc_auc",
+    scoring: MetricScorer,
     max_rows: int = IMPORTANCE_MAX_ROWS,
     n_repeats: int = IMPORTANCE_REPEATS,
     seed: int = 0,
@@ -215,13 +218,16 @@ def permutation_importance_table(
     Columns are the pipeline's raw inputs (before encoding), so a categorical feature counts once.
     The sample and the repeats keep the cost to a few seconds per candidate; the seed makes the
     table reproducible. A loss is scored negated, so a positive importance always means the model
-    needs the column.
+    needs the column. The shuffles are scikit-learn's ``permutation_importance``'s (the same seed
+    gives the same table), but the shuffled copies are stacked and predicted in a few large calls
+    instead of one call per column and repeat: a forest pays its per-tree overhead per call, which
+    made this table cost a random forest more than its own fit.
 
     Args:
         pipeline: A fitted pipeline.
         features_frame: Its input columns (e.g. the test part's features).
         y_true: Targets of those rows.
-        scoring: A scikit-learn scorer name or a :class:`MetricScorer` (see :func:`importance_scoring`).
+        scoring: The metric (see :func:`importance_scoring`).
         max_rows: Largest sample scored.
         n_repeats: Shuffles per column.
         seed: Seed of the sample and of the shuffles.
@@ -240,17 +246,72 @@ def permutation_importance_table(
     if len(pd.unique(y_true)) < 2:
         log.warning("permutation importance skipped: the %d sampled rows hold a single target value", len(y_true))
         return pd.DataFrame(columns=columns)
-    # One thread: these are dozens of small predictions, where OpenMP threads (histogram gradient
-    # boosting) gain nothing and spin-wait for seconds when parallel candidates share the cores.
+    features_frame = features_frame.reset_index(drop=True)
+    # One thread: these predictions are small, and OpenMP threads (histogram gradient boosting) gain
+    # nothing and spin-wait for seconds when parallel candidates share the cores.
     with threadpool_limits(limits=1):
-        result = permutation_importance(
-            pipeline, features_frame, y_true, scoring=scoring, n_repeats=n_repeats, random_state=seed, n_jobs=1
-        )
+        baseline = scoring.score(y_true, scoring.kind.predict(pipeline, features_frame))
+        drops = np.array([
+            [baseline - score for score in scores]
+            for scores in _shuffled_scores(pipeline, features_frame, y_true, scoring, n_repeats=n_repeats, seed=seed)
+        ])  # fmt: skip
     table = pd.DataFrame(
         {
             "feature": list(features_frame.columns),
-            "importance_mean": result.importances_mean,
-            "importance_std": result.importances_std,
+            "importance_mean": drops.mean(axis=1),
+            "importance_std": drops.std(axis=1),
         }
     )
     return table.sort_values(["importance_mean", "feature"], ascending=[False, True], ignore_index=True)[columns]
+
+
+IMPORTANCE_BATCH_ROWS = 10_000
+"""Most shuffled rows predicted in one call: enough to pay a forest's per-call overhead a few times, not
+per copy; few enough that a wide dense encoding (one-hot routes) of the copies stays small."""
+
+
+def _shuffled_scores(
+    pipeline: Pipeline, frame: pd.DataFrame, y_true: np.ndarray, scoring: MetricScorer, *, n_repeats: int, seed: int
+) -> list[list[float]]:
+    """The score with each column shuffled, ``n_repeats`` times per column (one list per column).
+
+    The shuffles are scikit-learn's ``permutation_importance(random_state=seed)``'s: one seed drawn
+    from ``seed`` gives every column the same sequence, and each repeat shuffles the column of the
+    repeat before. The copies are predicted stacked, as many columns at a time as fit in
+    :data:`IMPORTANCE_BATCH_ROWS` rows.
+    """
+    column_seed = np.random.RandomState(seed).randint(np.iinfo(np.int32).max + 1)
+    shuffler = np.random.RandomState(column_seed)
+    order, positions, shuffles = np.arange(len(frame)), np.arange(len(frame)), []
+    for _ in range(n_repeats):
+        shuffler.shuffle(order)
+        positions = positions[order]  # this repeat's row i holds the original row positions[i]
+        shuffles.append(positions)
+    per_call = max(1, IMPORTANCE_BATCH_ROWS // (len(frame) * n_repeats))
+    names = list(frame.columns)
+    scores: list[list[float]] = []
+    for first in range(0, len(names), per_call):
+        shuffled = names[first : first + per_call]
+        copies = len(shuffled) * n_repeats
+        predictions = scoring.kind.predict(pipeline, _stacked_copies(frame, shuffled, shuffles))
+        blocks = np.split(predictions, copies)
+        for start in range(0, copies, n_repeats):
+            scores.append([scoring.score(y_true, block) for block in blocks[start : start + n_repeats]])
+    return scores
+
+
+def _stacked_copies(frame: pd.DataFrame, shuffled: Sequence[str], shuffles: Sequence[np.ndarray]) -> pd.DataFrame:
+    """``frame`` once per (column of ``shuffled``, shuffle), stacked in that order, with that column's
+    rows in that shuffle's order in its copy; built column by column (one array each, not a frame a copy)."""
+    rows, copies = len(frame), len(shuffled) * len(shuffles)
+    stacked = {}
+    for name in frame.columns:
+        original = frame[name].to_numpy()
+        values = np.tile(original, copies)
+        if name in shuffled:
+            first = list(shuffled).index(name) * len(shuffles)
+            for offset, shuffle in enumerate(shuffles):
+                start = (first + offset) * rows
+                values[start : start + rows] = original[shuffle]
+        stacked[name] = pd.array(values, dtype=frame[name].dtype)
+    return pd.DataFrame(stacked)

@@ -5,6 +5,11 @@ mapped task of the train DAG runs: load the window, search (``MLP_SEARCH_TRIALS`
 nested MLflow run under the candidate's run), fit with the best parameters, write the evaluation
 artifacts, and log the candidate as a child run of the training run
 (:mod:`include.mlpipeline.ml.tracking`).
+
+It times its phases (:class:`PhaseTimes`: imports, setup, load, fit, evaluate, log) and returns them
+with the candidate, so the time a task spends outside its fit can be seen per phase (the train DAG's
+task passes the time it began; ``bench/pipeline.py`` adds the task's start-up from Airflow's own
+timestamps).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +29,28 @@ from include.mlpipeline.ml.task_kinds import task_kind
 from include.mlpipeline.ml.window import TrainingSet, TrainingWindow, load_training_set
 
 log = logging.getLogger(__name__)
+
+PHASES = ("imports", "setup", "load", "fit", "evaluate", "log")
+"""The phases :func:`train_candidate` times, in order (``fit`` includes a hyperparameter search)."""
+
+
+@dataclass
+class PhaseTimes:
+    """Wall-clock seconds of consecutive phases of one task, from ``began`` (a ``time.time()``)."""
+
+    began: float = field(default_factory=time.time)
+    seconds: dict[str, float] = field(default_factory=dict)
+    _last: float | None = None
+
+    def lap(self, phase: str) -> None:
+        """End ``phase``: it lasted from the end of the previous one (or ``began``) until now."""
+        now = time.time()
+        self.seconds[phase] = round(now - (self.began if self._last is None else self._last), 3)
+        self._last = now
+
+    def to_dict(self) -> dict[str, float]:
+        """``began`` and ``ended`` (epoch seconds) and each phase's seconds."""
+        return {"began": self.began, "ended": self._last or self.began, **self.seconds}
 
 
 def fit_candidate(
@@ -77,7 +105,12 @@ def fit_candidate(
 
 
 def train_candidate(
-    name: str, window: dict[str, Any], parent_run_id: str, *, evaluation_artifacts: bool = True
+    name: str,
+    window: dict[str, Any],
+    parent_run_id: str,
+    *,
+    evaluation_artifacts: bool = True,
+    began: float | None = None,
 ) -> dict[str, Any]:
     """Search, fit and log one candidate as a child run of ``parent_run_id``.
 
@@ -88,20 +121,27 @@ def train_candidate(
         evaluation_artifacts: Also log the evaluation figures, tables and model card under
             ``evaluation/`` (see :mod:`include.mlpipeline.ml.evaluation`). The train DAG always does;
             False saves their few seconds where only the metrics matter (some tests).
+        began: When the caller's task code began (``time.time()``), before it imported this module:
+            the ``imports`` phase. Default: now (``imports`` is then 0).
 
     Returns:
-        name, run id, model URI, threshold, validation and test metrics, params (small: goes to XCom).
+        name, run id, model URI, threshold, validation and test metrics, params, and ``phases``
+        (:meth:`PhaseTimes.to_dict`) (small: goes to XCom).
     """
+    phases = PhaseTimes(began if began is not None else time.time())
+    phases.lap("imports")
     from include.mlpipeline.core.code_version import code_version
     from include.mlpipeline.ml import tracking
 
     settings = get_settings()
     problem = load_problem()
     tracking.configure(settings, problem)
+    phases.lap("setup")
     training_window = TrainingWindow.from_dict(window)
     data = load_training_set(training_window, problem=problem)
     candidate = find_candidate(problem, name)
     run = tracking.CandidateRun(name, parent_run_id, training_window, problem)
+    phases.lap("load")
     with run.failing_on_error():
         params = None
         if settings.search_trials and candidate.search_space:
@@ -118,6 +158,7 @@ def train_candidate(
             )
             params, run.search = found.best_params, found
         fitted = fit_candidate(name, data, problem=problem, seed=settings.random_seed, params=params)
+        phases.lap("fit")
         # Written before the model is logged, so a failing plot cannot leave a half-logged child run.
         folder = tempfile.TemporaryDirectory(prefix=f"evaluation-{name}-") if evaluation_artifacts else None
         try:
@@ -131,12 +172,16 @@ def train_candidate(
                     seed=settings.random_seed,
                     version=code_version(),
                 )
-            return run.log_candidate(
+            phases.lap("evaluate")
+            result = run.log_candidate(
                 fitted, data=data, seed=settings.random_seed, evaluation_folder=Path(folder.name) if folder else None
             )
         finally:
             if folder is not None:
                 folder.cleanup()
+    phases.lap("log")
+    log.info("%s: phases %s", name, ", ".join(f"{phase} {seconds:.1f}s" for phase, seconds in phases.seconds.items()))
+    return {**result, "phases": phases.to_dict()}
 
 
 def _write_evaluation(
