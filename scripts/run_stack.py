@@ -7,8 +7,8 @@ otherwise), with their state in .local/ and the data lake in data/lake (both git
 Unpauses the four pipeline DAGs, batch_score, monitor and ab_test (:data:`~stack.config.UNPAUSED_DAGS`,
 consumers first); the etl DAG's daily schedule then creates today's run (if it does not within 30
 seconds, the run is triggered by hand). It prints the plan (tasks per DAG, known before they run),
-a line whenever a run changes, and a status line at least every 25 s. Running it again reuses the
-state: nothing is lost, and a day that already ran is not run again.
+a line whenever a run changes, and a status line at least every 25 s while the chain runs. Running
+it again reuses the state: nothing is lost, and a day that already ran is not run again.
 
 The ports and the state folder are settings (``stack.config.local_config``): ``MLP_STACK_STATE_DIR``
 and ``MLP_STACK_<NAME>_PORT``. A second stack beside a first one needs other ports and its own state
@@ -95,6 +95,8 @@ def ensure_first_etl_run(stack: Stack) -> None:
 
 HEARTBEAT_S = 25.0
 """Longest silence while following: a status line comes at least this often, even if nothing changed."""
+IDLE_HEARTBEAT_S = 600.0
+"""The same once a model is served and nothing runs (waiting for the next scheduled day)."""
 ACTIVE = ("queued", "running")
 
 
@@ -123,7 +125,8 @@ def say_served(stack: Stack, started: float) -> None:
 
 def follow(stack: Stack, started: float) -> None:
     """Print a line whenever a followed DAG's newest run changes state or progress, and a status line
-    at least every HEARTBEAT_S seconds, until interrupted. The plan (tasks per DAG) comes first."""
+    at least every HEARTBEAT_S seconds (IDLE_HEARTBEAT_S once a model is served and nothing runs),
+    until interrupted. The plan (tasks per DAG) comes first."""
     monitor = ChainMonitor(stack.airflow, UNPAUSED_DAGS)
     say("plan: " + "; ".join(f"{dag_id} {monitor.plan(dag_id)}" for dag_id in UNPAUSED_DAGS))
     printed: dict[str, str] = {}
@@ -143,7 +146,7 @@ def follow(stack: Stack, started: float) -> None:
             if dag_id == "deploy" and run["state"] == "success" and not served:
                 served = True
                 say_served(stack, started)
-        if time.monotonic() - said >= HEARTBEAT_S:
+        if time.monotonic() - said >= (HEARTBEAT_S if active or not served else IDLE_HEARTBEAT_S):
             waiting = "the next etl run comes with its schedule" if served else "waiting for the next run to be queued"
             say(f"{(time.monotonic() - started) / 60:.1f} min: " + ("; ".join(active) or f"nothing running, {waiting}"))
             said = time.monotonic()
