@@ -145,3 +145,19 @@ def test_a_shadow_that_failed_the_offline_floor_is_not_promoted():
     scored = scored_pairs("binary", 60, 0.5)
     settings = Settings(ab_min_samples=20)
     assert not decide_shadow(scored, "1", "2", settings=settings, task="binary", floor_ok=False).promote
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=example_id)
+def test_drift_counts_each_served_record_once_not_its_shadow_answer(example: Example, tmp_path):
+    from include.mlpipeline.monitoring.drift import served_inputs
+
+    problem = example.problem
+    lake = Lake(f"file://{tmp_path}")
+    rows = pair_log(example)
+    features = {f"f_{name}": np.arange(len(rows), dtype="float64") for name in problem.feature_columns}
+    lake.append(PREDICTIONS, dt.date.today(), rows.assign(**features))
+
+    served = served_inputs(lake, problem, lookback_days=1)
+
+    assert len(served) == (rows["variant"] == CHAMPION).sum() == 2 * len(IDS)
+    assert list(served.columns) == list(problem.feature_columns)
