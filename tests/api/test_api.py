@@ -222,7 +222,9 @@ def test_model_names_its_verified_scoring_form(client, example, canaries):
     canaries, the registered validation rows and probes of every category (see compiled_model.py)."""
     scoring = client.get("/model").json()["scoring"]
 
-    assert scoring["form"] == "arrays, estimator linear folded into the encodings", scoring  # logistic regression, ridge
+    assert scoring["form"] == "arrays, estimator linear folded into the encodings", (
+        scoring
+    )  # logistic regression, ridge
     assert scoring["max_difference"] <= scoring["tolerance"] == 1e-6
     assert scoring["rows_checked"] > len(canaries) + 5  # + the 5 registered validation rows + probes
     assert scoring["reason"] is None
