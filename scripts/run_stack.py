@@ -98,6 +98,7 @@ HEARTBEAT_S = 25.0
 IDLE_HEARTBEAT_S = 600.0
 """The same once a model is served and nothing runs (waiting for the next scheduled day)."""
 ACTIVE = ("queued", "running")
+POLL_S = 4.0  # each round asks the api-server for the runs and the active runs' tasks: it shares the cores
 
 
 def run_line(monitor: ChainMonitor, dag_id: str, run: dict, finished: dict[str, str]) -> str:
@@ -150,7 +151,7 @@ def follow(stack: Stack, started: float) -> None:
             waiting = "the next etl run comes with its schedule" if served else "waiting for the next run to be queued"
             say(f"{(time.monotonic() - started) / 60:.1f} min: " + ("; ".join(active) or f"nothing running, {waiting}"))
             said = time.monotonic()
-        time.sleep(3)
+        time.sleep(POLL_S)
 
 
 def _interrupt(signum: int, frame: object) -> None:
